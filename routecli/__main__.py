@@ -1,0 +1,3 @@
+from routecli.cli import main
+
+main()

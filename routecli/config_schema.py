@@ -1,0 +1,193 @@
+"""Turn the merged config dict into a validated `Config`; every complaint names the key and the fix."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+from routecli.config import (
+    PROVIDER_KINDS,
+    Config,
+    ModelCaps,
+    PriceOverride,
+    ProviderConfig,
+)
+from routecli.domain import ModelRef
+from routecli.errors import ConfigError, UsageError
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")  # no dots: names are parts of dotted keys
+CLASSIFIERS = ("rules",)  # kept in step with routecli.routing.CLASSIFIERS by a test
+
+
+def _fail(key: str, problem: str) -> ConfigError:
+    return ConfigError(f"Config key {key}: {problem}")
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise _fail(key, f"must be a table ([{key}]), got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any, key: str, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(key, f"must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise _fail(key, f"must be greater than 0, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(key, f"must be a whole number above 0, got {value!r}")
+    return value
+
+
+def _bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _ref(value: Any, key: str, providers: Mapping[str, ProviderConfig]) -> ModelRef:
+    if not isinstance(value, str):
+        raise _fail(key, f"must be a \"provider:model\" string, got {value!r}")
+    try:
+        ref = ModelRef.parse(value)
+    except UsageError as exc:
+        raise _fail(key, str(exc)) from None
+    if ref.provider not in providers:
+        known = ", ".join(sorted(providers))
+        raise _fail(key, f"unknown provider {ref.provider!r} in {value!r}; known providers: {known}")
+    return ref
+
+
+def _provider(name: str, entry: Any, http: Mapping[str, Any]) -> ProviderConfig:
+    key = f"providers.{name}"
+    if not isinstance(entry, Mapping):
+        raise _fail(key, "must be a table with kind, base_url and api_key_env")
+    if not NAME.match(name):
+        raise _fail(key, "a provider name may use letters, digits, '_' and '-' only")
+    kind = entry.get("kind")
+    if kind not in PROVIDER_KINDS:
+        raise _fail(f"{key}.kind", f"must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
+    base_url = entry.get("base_url")
+    if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
+        raise _fail(f"{key}.base_url", f"must be an http(s) URL, got {base_url!r}")
+    env = entry.get("api_key_env")
+    if env is not None and (not isinstance(env, str) or not ENV_NAME.match(env)):
+        raise _fail(f"{key}.api_key_env", f"must be an environment variable name, got {env!r}")
+    timeouts = {
+        field: _number(entry.get(field, http.get(field, default)), f"{key}.{field}")
+        for field, default in (("connect_timeout", 10.0), ("read_timeout", 120.0))
+    }
+    pricing = entry.get("pricing_provider")
+    if pricing is not None and (not isinstance(pricing, str) or not NAME.match(pricing)):
+        raise _fail(f"{key}.pricing_provider", f"must be a genai-prices provider id such as openai, got {pricing!r}")
+    return ProviderConfig(name, kind, base_url.rstrip("/"), env, **timeouts, pricing_provider=pricing)
+
+
+def _price(key: str, entry: Any) -> PriceOverride:
+    if not isinstance(entry, Mapping):
+        raise _fail(key, "must be a table with input_mtok and output_mtok (USD per 1M tokens)")
+    values: dict[str, Decimal | None] = {}
+    for field in ("input_mtok", "output_mtok", "cached_input_mtok"):
+        value = entry.get(field)
+        if value is None:
+            if field != "cached_input_mtok":
+                raise _fail(
+                    f"{key}.{field}",
+                    f"is required; set both at once with `routecli config set {key} INPUT,OUTPUT` (USD per 1M tokens)",
+                )
+            values[field] = None
+            continue
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            amount = Decimal(-1)
+        if isinstance(value, bool) or not amount.is_finite() or amount < 0:
+            raise _fail(f"{key}.{field}", f"must be a price of 0 or more, got {value!r}")
+        values[field] = amount
+    return PriceOverride(values["input_mtok"], values["output_mtok"], values["cached_input_mtok"])
+
+
+def _tiers(raw: Mapping[str, Any], providers: Mapping[str, ProviderConfig]) -> dict[str, tuple[ModelRef, ...]]:
+    tiers = {}
+    for name, entry in _table(raw, "tiers").items():
+        key = f"tiers.{name}.models"
+        if not NAME.match(name):
+            raise _fail(f"tiers.{name}", "a tier name may use letters, digits, '_' and '-' only")
+        models = entry.get("models") if isinstance(entry, Mapping) else None
+        if not isinstance(models, list) or not models:
+            raise _fail(key, "must be a non-empty list of \"provider:model\" refs")
+        tiers[name] = tuple(_ref(item, key, providers) for item in models)
+    return tiers
+
+
+def _routing(routing: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, float]]:
+    order = routing.get("tier_order")
+    if not isinstance(order, list) or not order or not all(isinstance(t, str) for t in order):
+        raise _fail("routing.tier_order", "must be a non-empty list of tier names, cheapest first")
+    missing = [t for t in order if t not in tiers]
+    if missing:
+        raise _fail(
+            "routing.tier_order",
+            f"names tier {missing[0]!r} with no [tiers.{missing[0]}]; defined tiers: {', '.join(sorted(tiers))}",
+        )
+    if len(set(order)) != len(order):
+        raise _fail("routing.tier_order", "lists a tier twice")
+    raw_thresholds = routing.get("thresholds", {})
+    if not isinstance(raw_thresholds, Mapping):
+        raise _fail("routing.thresholds", "must be a table of tier = lowest score (0..1)")
+    thresholds: dict[str, float] = {}
+    previous = 0.0
+    for tier in order[1:]:
+        key = f"routing.thresholds.{tier}"
+        if tier not in raw_thresholds:
+            raise _fail(key, "is missing: every tier after the first needs the lowest score that reaches it")
+        value = _number(raw_thresholds[tier], key, positive=False)
+        if not 0.0 < value <= 1.0 or value <= previous:
+            raise _fail(key, f"must be in (0, 1] and above the previous tier's threshold, got {value!r}")
+        thresholds[tier] = previous = value
+    return tuple(order), thresholds
+
+
+def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Config:
+    http = _table(raw, "http")
+    providers = {name: _provider(name, entry, http) for name, entry in _table(raw, "providers").items()}
+    tiers = _tiers(raw, providers)
+    routing = _table(raw, "routing")
+    tier_order, thresholds = _routing(routing, tiers)
+    baseline = routing.get("baseline")
+    classifier = routing.get("classifier", "rules")
+    if classifier not in CLASSIFIERS:
+        raise _fail("routing.classifier", f"must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
+    models = {}
+    for ref, entry in _table(raw, "models").items():
+        _ref(ref, f"models.{ref}", providers)
+        entry = entry if isinstance(entry, Mapping) else {}
+        window = entry.get("context_window")
+        models[ref] = ModelCaps(
+            vision=_bool(entry.get("vision", False), f"models.{ref}.vision"),
+            context_window=None if window is None else _integer(window, f"models.{ref}.context_window"),
+        )
+    prices = {ref: _price(f"prices.{ref}", entry) for ref, entry in _table(raw, "prices").items()}
+    limits = _table(raw, "limits")
+    return Config(
+        providers=providers,
+        tier_order=tier_order,
+        tiers=tiers,
+        thresholds=thresholds,
+        baseline=None if baseline in (None, "") else _ref(baseline, "routing.baseline", providers),
+        classifier=classifier,
+        models=models,
+        prices=prices,
+        save_text=_bool(_table(raw, "store").get("save_text", True), "store.save_text"),
+        max_prompt_chars=_integer(limits.get("max_prompt_chars", 1_000_000), "limits.max_prompt_chars"),
+        default_max_tokens=_integer(limits.get("default_max_tokens", 4096), "limits.default_max_tokens"),
+        source_path=source,
+    )
