@@ -1,0 +1,1 @@
+"""Read-only views of the ledger: stats and exports. The CLI commands call these."""

@@ -1,0 +1,139 @@
+"""The ledger schema, as an ordered list of named migrations (simonw/llm style).
+
+Each migration runs in its own transaction together with the row that records it in
+`_migrations`, so it is applied completely or not at all. The SQL is plain DDL that
+SQLite and PostgreSQL both accept: TEXT, BIGINT, INTEGER, DOUBLE PRECISION, no
+AUTOINCREMENT. Never edit a migration that has shipped; append a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from routecli.errors import StoreError
+from routecli.store.engine import write_transaction
+from routecli.store.models import utcnow
+
+Migration = Callable[[Connection], None]
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_attempts(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE attempts (
+            id TEXT NOT NULL PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            run_id TEXT,
+            prompt_hash TEXT NOT NULL,
+            prompt TEXT,
+            answer TEXT,
+            system_hash TEXT,
+            agent TEXT,
+            tags TEXT NOT NULL,
+            signals TEXT NOT NULL,
+            classifier TEXT NOT NULL,
+            classifier_version TEXT NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            tier TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            reasons TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            notes TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error_kind TEXT,
+            error_message TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cached_tokens INTEGER,
+            reasoning_tokens INTEGER,
+            ttft_ms DOUBLE PRECISION,
+            latency_ms DOUBLE PRECISION,
+            cost_micros BIGINT,
+            baseline_model TEXT,
+            baseline_cost_micros BIGINT,
+            price_source TEXT
+        )
+        """
+    )
+    # created_at serves --since/--until; tier and (provider, model) serve the GROUP BYs.
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_created_at ON attempts (created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_tier ON attempts (tier, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_model ON attempts (provider, model, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_request_id ON attempts (request_id)")
+
+
+def applied(engine: Engine) -> list[str]:
+    """Names of the migrations recorded in this database, in the order they were applied."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("_migrations"):
+            return []
+        rows = conn.execute(text("SELECT name FROM _migrations ORDER BY applied_at, name"))
+        return [row.name for row in rows]
+
+
+def apply_migrations(engine: Engine, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply every pending migration in order; return the names applied now."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    names = [fn.__name__ for fn in migrations]
+    if len(set(names)) != len(names):
+        raise StoreError(f"Duplicate migration names in {names}; this is a routecli bug")
+    already = applied(engine)
+    _refuse_unknown(already, names)
+    pending = [fn for fn in migrations if fn.__name__ not in already]
+    if not pending:
+        return []  # the usual case: a read, and no write lock taken
+    with write_transaction(engine) as conn:
+        _ensure_table(conn)
+    return [fn.__name__ for fn in pending if _apply_one(engine, fn)]
+
+
+def _ensure_table(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+
+
+def _refuse_unknown(already: list[str], known: list[str]) -> None:
+    unknown = sorted(set(already) - set(known))
+    if unknown:
+        raise StoreError(
+            f"The ledger has migrations this routecli does not know ({', '.join(unknown)}): "
+            "it was written by a newer version; upgrade routecli or point --db elsewhere"
+        )
+
+
+def _apply_one(engine: Engine, fn: Migration) -> bool:
+    name = fn.__name__
+    try:
+        with write_transaction(engine) as conn:
+            # Re-checked under the write lock: another process may have just applied it.
+            found = conn.execute(text("SELECT 1 FROM _migrations WHERE name = :name"), {"name": name})
+            if found.first():
+                return False
+            fn(conn)
+            stamp = utcnow().isoformat(timespec="microseconds")
+            conn.execute(
+                text("INSERT INTO _migrations (name, applied_at) VALUES (:name, :at)"),
+                {"name": name, "at": stamp},
+            )
+            return True
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(
+            f"Migration {name} failed and was rolled back ({type(exc).__name__}: {exc}); "
+            "it left no trace in the ledger. Report this as a routecli bug"
+        ) from exc
