@@ -1,0 +1,195 @@
+"""`routecli ask`: route one prompt, stream the answer to stdout, a one-line footer to stderr."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from routecli.cli import app
+from routecli.errors import UsageError
+
+if TYPE_CHECKING:
+    from routecli.domain import Image, Request
+    from routecli.engine import Outcome
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def read_prompt(text: str) -> str:
+    """The prompt argument, or stdin when it is `-`; invalid UTF-8 is refused, not guessed."""
+    if text != "-":
+        return text
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("The prompt on stdin is not UTF-8 text; convert it (e.g. with iconv) first") from None
+
+
+def read_image(path: Path) -> Image:
+    from routecli.domain import Image
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise UsageError(f"Image {path} is {size / 2**20:.1f} MB, over 20 MB; resize it first")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read image {path}: {exc.strerror or exc}; check the path") from None
+    media = next((m for magic, m in _MAGIC if data.startswith(magic)), None)
+    if media is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        media = "image/webp"
+    if media is None:
+        raise UsageError(f"{path} is not a PNG, JPEG, GIF or WebP image; convert it to one of those")
+    return Image(media, base64.b64encode(data).decode("ascii"), str(path))
+
+
+@app.command()
+def ask(
+    prompt: str = typer.Argument(..., help="The prompt, or - to read it from stdin."),
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
+    tier: Optional[str] = typer.Option(None, "--tier", "-t", help="Force a tier (skips the classifier)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Force a model, as provider:model."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Who is asking (recorded)."),
+    tag: list[str] = typer.Option([], "--tag", help="A tag to record; repeatable."),
+    image: list[Path] = typer.Option([], "--image", "-i", help="Attach an image file; repeatable."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Cap the answer's length."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (0-2)."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Wait for the whole answer."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and record; call no model."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Key for the --model's provider only."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
+) -> None:
+    """Route a prompt to the cheapest model that should answer it well, and record the call."""
+    from routecli.domain import Message, Request
+
+    if api_key and not model:
+        raise UsageError("--api-key needs --model PROVIDER:MODEL, so the key is sent only to that provider")
+    images = tuple(read_image(path) for path in image)
+    request = Request(
+        messages=(Message("user", read_prompt(prompt), images),),
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        agent=agent,
+        tags=tuple(tag),
+        tier=tier,
+        model=model,
+    )
+    outcome = _run(request, api_key, db, dry_run=dry_run, stream=not no_stream, echo=not as_json)
+    if as_json:
+        typer.echo(json.dumps(outcome_json(outcome), ensure_ascii=False))
+    elif dry_run:
+        typer.echo(_decision_line(outcome))
+    _footer(outcome)
+
+
+def _run(request: Request, api_key: str | None, db: str | None, *, dry_run: bool, stream: bool, echo: bool) -> Outcome:
+    from routecli.config import db_location, load_config
+    from routecli.domain import ModelRef
+    from routecli.engine import Engine, validate
+    from routecli.keys import KeyRing
+
+    config = load_config()
+    validate(request, config)  # before the ledger is even opened: bad input writes nothing
+    provider = ModelRef.parse(request.model).provider if request.model else None
+    keys = KeyRing(config, cli_key=api_key, cli_provider=provider)
+    from routecli.store import open_store
+
+    store = open_store(db_location(db))
+    engine = Engine(config, store, keys)
+    wrote_text = []
+
+    def show(delta: str) -> None:
+        wrote_text.append(delta)
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+
+    try:
+        return engine.ask(request, dry_run=dry_run, stream=stream, on_text=show if echo else None)
+    finally:
+        if wrote_text and not "".join(wrote_text).endswith("\n"):
+            sys.stdout.write("\n")
+        engine.close()
+        store.close()
+
+
+def outcome_json(outcome: Outcome) -> dict:
+    decision, reply = outcome.decision, outcome.reply
+    usage = reply.usage if reply else None
+    money = lambda d: None if d is None else str(d)  # noqa: E731
+    return {
+        "id": outcome.attempt_id,
+        "status": outcome.status,
+        "answer": reply.text if reply else None,
+        "tier": decision.tier,
+        "provider": decision.model.provider,
+        "model": decision.model.model,
+        "score": round(decision.verdict.score, 4),
+        "phase": decision.verdict.phase,
+        "reasons": list(decision.verdict.reasons),
+        "notes": list(decision.notes),
+        "usage": None if usage is None else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+        },
+        "cost_usd": money(outcome.cost),
+        "baseline_cost_usd": money(outcome.baseline_cost),
+        "price_source": outcome.price_source,
+        "latency_ms": round(reply.latency_ms, 1) if reply else None,
+        "ttft_ms": round(reply.ttft_ms, 1) if reply and reply.ttft_ms is not None else None,
+        "warnings": outcome.warnings,
+    }
+
+
+def _decision_line(outcome: Outcome) -> str:
+    decision = outcome.decision
+    return f"{decision.tier}\t{decision.model}\tscore={decision.verdict.score:.2f}\t{'; '.join(decision.verdict.reasons)}"
+
+
+def _footer(outcome: Outcome) -> None:
+    from routecli.cli.output import note, warn
+
+    for text in outcome.warnings:
+        warn(text)
+    for text in outcome.decision.notes:
+        note(text)
+    if outcome.status == "dry-run":
+        note("dry run: no model was called; the decision is recorded")
+    else:
+        note(footer_text(outcome))
+
+
+def footer_text(outcome: Outcome) -> str:
+    decision, reply = outcome.decision, outcome.reply
+    parts = [decision.tier, str(decision.model), "; ".join(decision.verdict.reasons[:3])]
+    if reply and reply.usage:
+        parts.append(f"{reply.usage.input_tokens}→{reply.usage.output_tokens} tokens")
+    if reply:
+        parts.append(_cost_text(outcome))
+        parts.append(f"{reply.latency_ms / 1000:.2f} s")
+    return " · ".join(part for part in parts if part)
+
+
+def _cost_text(outcome: Outcome) -> str:
+    if outcome.cost is None:
+        return "cost unknown"
+    text = f"${outcome.cost:.6f}"
+    if outcome.baseline_cost:
+        saved = 1 - outcome.cost / outcome.baseline_cost
+        text += f" ({saved:.0%} less than the baseline)" if saved >= 0 else f" ({-saved:.0%} more than the baseline)"
+    return text

@@ -1,0 +1,218 @@
+"""The one place that composes a request's path: classify, choose, call, price, record.
+
+Commands stay thin: they build a `Request`, call `Engine.ask`, and render the `Outcome`.
+Every attempt, failed ones included, leaves exactly one row in the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable
+
+from routecli.config import Config
+from routecli.domain import Decision, Reply, Request
+from routecli.errors import MissingKeyError, ProviderError, UsageError, redact
+from routecli.keys import KeyRing
+from routecli.routing import classify
+from routecli.routing.choose import choose
+
+if TYPE_CHECKING:
+    import httpx
+
+    from routecli.pricing import Price
+    from routecli.store import Store
+
+
+@dataclass
+class Outcome:
+    attempt_id: str
+    decision: Decision
+    status: str  # ok | dry-run | error
+    reply: Reply | None = None
+    cost: Decimal | None = None
+    baseline_cost: Decimal | None = None
+    price_source: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def validate(request: Request, config: Config) -> None:
+    """Refuse what no model should be sent: nothing to answer, or far too much."""
+    if not request.messages or not request.last_user_text.strip() and not request.has_images:
+        raise UsageError("Empty prompt: pass the text as an argument, or pipe it in with `-`")
+    size = len(request.all_text())
+    if size > config.max_prompt_chars:
+        raise UsageError(
+            f"Prompt is {size:,} characters, over the limit of {config.max_prompt_chars:,}; "
+            "shorten it or raise it with `routecli config set limits.max_prompt_chars N`"
+        )
+    if request.max_tokens is not None and request.max_tokens <= 0:
+        raise UsageError("--max-tokens must be a whole number above 0")
+    if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
+        raise UsageError("--temperature must be between 0 and 2")
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        keys: KeyRing,
+        *,
+        client_factory: Callable[..., httpx.Client] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.keys = keys
+        self._client_factory = client_factory
+        self._clients: dict[str, httpx.Client] = {}
+
+    def decide(self, request: Request, *, dry_run: bool = False) -> Decision:
+        validate(request, self.config)
+        verdict = classify(request, self.config)
+        try:
+            return choose(verdict, request, self.config, self.keys.has)
+        except MissingKeyError as exc:
+            if not dry_run:
+                raise
+            # a dry run shows the routing even before any key is set up
+            decision = choose(verdict, request, self.config, lambda _provider: True)
+            note = f"dry run: {exc}"
+            return replace(decision, notes=decision.notes + (note,))
+
+    def ask(
+        self,
+        request: Request,
+        *,
+        source: str = "ask",
+        run_id: str | None = None,
+        dry_run: bool = False,
+        stream: bool = True,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Outcome:
+        decision = self.decide(request, dry_run=dry_run)
+        row = _base_row(request, decision, self.config, source, run_id)
+        if dry_run:
+            return self._finish(row, Outcome(row["id"], decision, "dry-run"))
+        partial: list[str] = []
+
+        def collect(delta: str) -> None:
+            partial.append(delta)
+            if on_text:
+                on_text(delta)
+
+        started = time.perf_counter()
+        try:
+            reply = self._call(decision, request, stream, collect)
+        except ProviderError as exc:
+            self._record_failure(row, decision, exc.kind, str(exc), started, "".join(partial))
+            raise
+        except KeyboardInterrupt:
+            self._record_failure(row, decision, "interrupted", "stopped by the user", started, "".join(partial))
+            raise
+        return self._finish(row, self._priced(row, decision, reply))
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def _call(self, decision: Decision, request: Request, stream: bool, on_text: Callable[[str], None]) -> Reply:
+        from routecli.providers import get_provider, make_client
+
+        cfg = self.config.provider(decision.model.provider)
+        api_key = self.keys.require(cfg.name)
+        if cfg.name not in self._clients:
+            factory = self._client_factory or make_client
+            self._clients[cfg.name] = factory(cfg)
+        provider = get_provider(
+            cfg, api_key=api_key, client=self._clients[cfg.name], default_max_tokens=self.config.default_max_tokens
+        )
+        return provider.complete(request, decision.model.model, stream=stream, on_text=on_text)
+
+    def _priced(self, row: dict[str, Any], decision: Decision, reply: Reply) -> Outcome:
+        from routecli.pricing import baseline_price, price, to_micros
+
+        cost = price(reply.usage, decision.model, self.config) if reply.usage else None
+        baseline = baseline_price(reply.usage, self.config) if reply.usage else None
+        outcome = Outcome(row["id"], decision, "ok", reply)
+        outcome.warnings += _price_warnings(decision, reply, cost, self.config)
+        outcome.cost = cost.cost if cost else None
+        outcome.price_source = cost.source if cost else None
+        outcome.baseline_cost = baseline.cost if baseline else None
+        usage = reply.usage
+        row.update(
+            status="ok",
+            answer=reply.text if self.config.save_text else None,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            cached_tokens=usage.cached_tokens if usage else None,
+            reasoning_tokens=usage.reasoning_tokens if usage else None,
+            ttft_ms=reply.ttft_ms,
+            latency_ms=reply.latency_ms,
+            cost_micros=to_micros(outcome.cost),
+            baseline_cost_micros=to_micros(outcome.baseline_cost),
+            price_source=outcome.price_source,
+        )
+        return outcome
+
+    def _record_failure(
+        self, row: dict[str, Any], decision: Decision, kind: str, message: str, started: float, partial: str
+    ) -> None:
+        row.update(
+            status="error",
+            error_kind=kind,
+            error_message=redact(message, self.keys.secrets()),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            answer=(partial or None) if self.config.save_text else None,
+        )
+        self._finish(row, Outcome(row["id"], decision, "error"))
+
+    def _finish(self, row: dict[str, Any], outcome: Outcome) -> Outcome:
+        from routecli.store import Attempt
+
+        self.store.record(Attempt(**row))
+        return outcome
+
+
+def _price_warnings(decision: Decision, reply: Reply, cost: Price | None, config: Config) -> list[str]:
+    if reply.usage is None:
+        return [f"{decision.model.provider} reported no token usage: cost recorded as unknown"]
+    if cost is None or cost.cost is None:
+        return [
+            f"No price known for {decision.model}: cost recorded as unknown; set one with "
+            f"`routecli config set prices.{decision.model}.input_mtok N` (and output_mtok)"
+        ]
+    return []
+
+
+def _base_row(request: Request, decision: Decision, config: Config, source: str, run_id: str | None) -> dict[str, Any]:
+    from routecli.store import new_id, sha256_text
+
+    verdict = decision.verdict
+    prompt = request.last_user_text
+    attempt_id = new_id()
+    return {
+        "id": attempt_id,
+        "request_id": attempt_id,
+        "source": source,
+        "run_id": run_id,
+        "prompt_hash": sha256_text(prompt),
+        "prompt": prompt if config.save_text else None,
+        "system_hash": sha256_text(request.system) if request.system else None,
+        "agent": request.agent,
+        "tags": list(request.tags),
+        "signals": dict(verdict.signals),
+        "classifier": verdict.classifier,
+        "classifier_version": verdict.version,
+        "score": verdict.score,
+        "tier": decision.tier,
+        "provider": decision.model.provider,
+        "model": decision.model.model,
+        "reasons": list(verdict.reasons),
+        "phase": verdict.phase,
+        "notes": list(decision.notes),
+        "status": "dry-run",
+        "baseline_model": str(config.baseline) if config.baseline else None,
+    }

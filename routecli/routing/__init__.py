@@ -1,0 +1,46 @@
+"""Routing: classify a request (pure), then choose a concrete model for its tier.
+
+`CLASSIFIERS` is a registry (RouteLLM's ROUTER_CLS idea): name -> function that scores a
+request. Everything here is pure: no I/O, no clock, safe to call millions of times.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from routecli.config import Config
+from routecli.domain import ModelRef, Request, Verdict
+from routecli.errors import UsageError
+from routecli.routing import rules
+
+Scorer = Callable[[Request], "tuple[float, tuple[str, ...], dict]"]
+
+CLASSIFIERS: dict[str, tuple[Scorer, str]] = {
+    rules.NAME: (rules.score_request, rules.VERSION),
+}
+
+
+def classify(request: Request, config: Config) -> Verdict:
+    """Score the request and map the score to a tier; --tier/--model win, marked phase=explicit."""
+    scorer, version = CLASSIFIERS[config.classifier]
+    score, reasons, signals = scorer(request)
+    if request.model:
+        ref = ModelRef.parse(request.model)
+        tier = next((t for t, r in config.all_models() if r == ref), "explicit")
+        return Verdict(score, tier, (f"forced by --model {ref}",), "explicit", config.classifier, version, signals)
+    if request.tier:
+        if request.tier not in config.tiers:
+            known = ", ".join(config.tier_order)
+            raise UsageError(f"Unknown tier {request.tier!r}; use one of: {known}")
+        reason = f"forced by --tier {request.tier}"
+        return Verdict(score, request.tier, (reason,), "explicit", config.classifier, version, signals)
+    tier = rules.tier_for(score, config.tier_order, dict(config.thresholds))
+    reasons = reasons + (_threshold_reason(score, tier, config),)
+    return Verdict(score, tier, reasons, config.classifier, config.classifier, version, signals)
+
+
+def _threshold_reason(score: float, tier: str, config: Config) -> str:
+    if tier == config.tier_order[0]:
+        lowest = config.thresholds.get(config.tier_order[1]) if len(config.tier_order) > 1 else None
+        return f"score {score:.2f}" + (f" < {lowest:.2f}" if lowest is not None else "")
+    return f"score {score:.2f} >= {tier} threshold {config.thresholds[tier]:.2f}"
