@@ -9,33 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from routecli.config import config_path, merged, read_user_file
+from routecli.config_schema import SETTABLE, match_key
 from routecli.errors import ConfigError
-
-# key pattern -> value type; `config set` refuses anything else, listing these.
-SETTABLE: dict[str, str] = {
-    "routing.tier_order": "list",
-    "routing.baseline": "str",
-    "routing.classifier": "str",
-    "routing.thresholds.<tier>": "float",
-    "tiers.<tier>.models": "list",
-    "providers.<name>.kind": "str",
-    "providers.<name>.base_url": "str",
-    "providers.<name>.api_key_env": "str",
-    "providers.<name>.connect_timeout": "float",
-    "providers.<name>.read_timeout": "float",
-    "providers.<name>.pricing_provider": "str",
-    "models.<provider:model>.vision": "bool",
-    "models.<provider:model>.context_window": "int",
-    "prices.<provider:model>": "price",
-    "prices.<provider:model>.input_mtok": "float",
-    "prices.<provider:model>.output_mtok": "float",
-    "prices.<provider:model>.cached_input_mtok": "float",
-    "http.connect_timeout": "float",
-    "http.read_timeout": "float",
-    "store.save_text": "bool",
-    "limits.max_prompt_chars": "int",
-    "limits.default_max_tokens": "int",
-}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -116,7 +91,7 @@ def set_value(key: str, text: str, path: Path | None = None) -> Path:
     from routecli.config_schema import build_config
 
     parts = split_key(key)
-    pattern = _match(parts)
+    pattern = match_key(parts)
     if pattern is None:
         allowed = ", ".join(SETTABLE)
         raise ConfigError(f"Unknown config key {key!r}; settable keys: {allowed}")
@@ -134,16 +109,6 @@ def set_value(key: str, text: str, path: Path | None = None) -> Path:
     build_config(merged(user), source=path)  # raises ConfigError naming the allowed values
     write_atomically(path, render(user))
     return path
-
-
-def _match(parts: list[str]) -> str | None:
-    for pattern in SETTABLE:
-        shape = pattern.split(".")
-        if len(shape) == len(parts) and all(
-            s == p or (s.startswith("<") and bool(p)) for s, p in zip(shape, parts)
-        ):
-            return pattern
-    return None
 
 
 def _check_pricing_provider(value: str, key: str) -> None:

@@ -21,6 +21,60 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")  # no dots: names are parts of dotted keys
 CLASSIFIERS = ("rules",)  # kept in step with routecli.routing.CLASSIFIERS by a test
 
+# key pattern -> value type; `config set` refuses anything else, listing these.
+SETTABLE: dict[str, str] = {
+    "routing.tier_order": "list",
+    "routing.baseline": "str",
+    "routing.classifier": "str",
+    "routing.thresholds.<tier>": "float",
+    "tiers.<tier>.models": "list",
+    "providers.<name>.kind": "str",
+    "providers.<name>.base_url": "str",
+    "providers.<name>.api_key_env": "str",
+    "providers.<name>.connect_timeout": "float",
+    "providers.<name>.read_timeout": "float",
+    "providers.<name>.pricing_provider": "str",
+    "models.<provider:model>.vision": "bool",
+    "models.<provider:model>.context_window": "int",
+    "prices.<provider:model>": "price",
+    "prices.<provider:model>.input_mtok": "float",
+    "prices.<provider:model>.output_mtok": "float",
+    "prices.<provider:model>.cached_input_mtok": "float",
+    "http.connect_timeout": "float",
+    "http.read_timeout": "float",
+    "store.save_text": "bool",
+    "limits.max_prompt_chars": "int",
+    "limits.default_max_tokens": "int",
+}
+
+
+def match_key(parts: list[str]) -> str | None:
+    """The SETTABLE pattern that dotted key parts fit, if any."""
+    for pattern in SETTABLE:
+        shape = pattern.split(".")
+        if len(shape) == len(parts) and all(
+            s == p or (s.startswith("<") and bool(p)) for s, p in zip(shape, parts)
+        ):
+            return pattern
+    return None
+
+
+def _check_known_keys(raw: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> None:
+    """A misspelt key would otherwise be ignored in silence; refuse it, listing its neighbours."""
+    for name, value in raw.items():
+        parts = prefix + (name,)
+        if isinstance(value, Mapping):
+            _check_known_keys(value, parts)
+        elif not match_key(list(parts)):
+            section = parts[0]
+            near = sorted({p.split(".", 1)[1] for p in SETTABLE if p.startswith(section + ".")})
+            hint = f"keys under {section}: {', '.join(near)}" if near else f"sections: {_sections()}"
+            raise _fail(".".join(parts), f"is not a setting routecli knows; check the spelling ({hint})")
+
+
+def _sections() -> str:
+    return ", ".join(sorted({p.split(".")[0] for p in SETTABLE}))
+
 
 def _fail(key: str, problem: str) -> ConfigError:
     return ConfigError(f"Config key {key}: {problem}")
@@ -157,6 +211,7 @@ def _routing(routing: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[tupl
 
 
 def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Config:
+    _check_known_keys(raw)
     http = _table(raw, "http")
     providers = {name: _provider(name, entry, http) for name, entry in _table(raw, "providers").items()}
     tiers = _tiers(raw, providers)

@@ -146,3 +146,20 @@ def test_set_without_a_file_starts_from_defaults(isolated_home):
 def test_unknown_provider_lookup_names_the_fix():
     with pytest.raises(UsageError, match=r"add \[providers.nope\]"):
         load_config().provider("nope")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('[routing]\ntier_ordr = ["cheap"]\n', "routing.tier_ordr: is not a setting"),
+        ('[providers.openai]\napi_key = "sk-oops"\n', "keys under providers: <name>.api_key_env"),
+        ('[prices."openai:x"]\ninput_mtok = 1\noutput_mtok = 1\ninptu = 2\n', "prices.openai:x.inptu"),
+        ("[colours]\nred = 1\n", "sections: http, limits"),
+    ],
+)
+def test_misspelt_keys_are_refused_not_ignored(isolated_home, text, fragment):
+    config_path().write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert fragment in str(info.value)
+    assert "sk-oops" not in str(info.value)
