@@ -19,7 +19,7 @@ class Image:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    role: str  # "user" | "assistant"; the system prompt lives on Request
+    role: str  # "user" | "assistant" | "tool"; the system prompt lives on Request
     text: str
     images: tuple[Image, ...] = ()
 
@@ -36,6 +36,7 @@ class Request:
     tags: tuple[str, ...] = ()
     tier: str | None = None  # forced tier (--tier)
     model: str | None = None  # forced "provider:model" (--model)
+    tools: tuple[Mapping[str, Any], ...] = ()  # OpenAI-style function definitions, as given
 
     @property
     def last_user_text(self) -> str:

@@ -95,6 +95,11 @@ class Engine:
         row = _base_row(request, decision, self.config, source, run_id)
         if dry_run:
             return self._finish(row, Outcome(row["id"], decision, "dry-run"))
+        if request.tools or any(m.role == "tool" for m in request.messages):
+            raise UsageError(
+                "This request has tools or tool results: routecli can route it (`--dry-run`) "
+                "but does not forward tool definitions to models yet; remove them to send it"
+            )
         partial: list[str] = []
 
         def collect(delta: str) -> None:

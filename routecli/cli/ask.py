@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from pathlib import Path
@@ -14,17 +13,8 @@ from routecli.cli import app
 from routecli.errors import UsageError
 
 if TYPE_CHECKING:
-    from routecli.domain import Image, Request
+    from routecli.domain import Request
     from routecli.engine import Outcome
-
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
 
 def read_prompt(text: str) -> str:
     """The prompt argument, or stdin when it is `-`; invalid UTF-8 is refused, not guessed."""
@@ -35,24 +25,6 @@ def read_prompt(text: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError("The prompt on stdin is not UTF-8 text; convert it (e.g. with iconv) first") from None
-
-
-def read_image(path: Path) -> Image:
-    from routecli.domain import Image
-
-    try:
-        size = path.stat().st_size
-        if size > MAX_IMAGE_BYTES:
-            raise UsageError(f"Image {path} is {size / 2**20:.1f} MB, over 20 MB; resize it first")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"Cannot read image {path}: {exc.strerror or exc}; check the path") from None
-    media = next((m for magic, m in _MAGIC if data.startswith(magic)), None)
-    if media is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        media = "image/webp"
-    if media is None:
-        raise UsageError(f"{path} is not a PNG, JPEG, GIF or WebP image; convert it to one of those")
-    return Image(media, base64.b64encode(data).decode("ascii"), str(path))
 
 
 @app.command()
@@ -77,6 +49,8 @@ def ask(
 
     if api_key and not model:
         raise UsageError("--api-key needs --model PROVIDER:MODEL, so the key is sent only to that provider")
+    from routecli.inputs import read_image
+
     images = tuple(read_image(path) for path in image)
     request = Request(
         messages=(Message("user", read_prompt(prompt), images),),
