@@ -36,7 +36,8 @@ class ProviderConfig:
 @dataclass(frozen=True, slots=True)
 class ModelCaps:
     vision: bool = False
-    context_window: int | None = None
+    tools: bool = True  # can take function/tool definitions
+    context_window: int | None = None  # tokens; None: ask genai-prices, else assume it fits
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class Config:
     save_text: bool = True  # store prompt and answer text in the ledger
     max_prompt_chars: int = 1_000_000
     default_max_tokens: int = 4096  # answer cap when the request sets none (Anthropic requires one)
+    agent_min_tier: Mapping[str, str] = field(default_factory=dict)  # agent -> lowest tier it may get
+    domain_min_tier: Mapping[str, str] = field(default_factory=dict)  # signals' domain -> lowest tier
     source_path: Path | None = None  # the file it was read from, if any
 
     def provider(self, name: str) -> ProviderConfig:

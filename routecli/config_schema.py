@@ -35,6 +35,7 @@ SETTABLE: dict[str, str] = {
     "providers.<name>.read_timeout": "float",
     "providers.<name>.pricing_provider": "str",
     "models.<provider:model>.vision": "bool",
+    "models.<provider:model>.tools": "bool",
     "models.<provider:model>.context_window": "int",
     "prices.<provider:model>": "price",
     "prices.<provider:model>.input_mtok": "float",
@@ -45,6 +46,8 @@ SETTABLE: dict[str, str] = {
     "store.save_text": "bool",
     "limits.max_prompt_chars": "int",
     "limits.default_max_tokens": "int",
+    "policies.agent_min_tier.<agent>": "str",
+    "policies.domain_min_tier.<domain>": "str",
 }
 
 
@@ -228,10 +231,12 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
         window = entry.get("context_window")
         models[ref] = ModelCaps(
             vision=_bool(entry.get("vision", False), f"models.{ref}.vision"),
+            tools=_bool(entry.get("tools", True), f"models.{ref}.tools"),
             context_window=None if window is None else _integer(window, f"models.{ref}.context_window"),
         )
     prices = {ref: _price(f"prices.{ref}", entry) for ref, entry in _table(raw, "prices").items()}
     limits = _table(raw, "limits")
+    agent_min, domain_min = _policies(_table(raw, "policies"), tiers)
     return Config(
         providers=providers,
         tier_order=tier_order,
@@ -244,5 +249,24 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
         save_text=_bool(_table(raw, "store").get("save_text", True), "store.save_text"),
         max_prompt_chars=_integer(limits.get("max_prompt_chars", 1_000_000), "limits.max_prompt_chars"),
         default_max_tokens=_integer(limits.get("default_max_tokens", 4096), "limits.default_max_tokens"),
+        agent_min_tier=agent_min,
+        domain_min_tier=domain_min,
         source_path=source,
     )
+
+
+def _policies(policies: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    from routecli.routing.signals import DOMAINS
+
+    tables = []
+    for name in ("agent_min_tier", "domain_min_tier"):
+        table = policies.get(name, {})
+        if not isinstance(table, Mapping):
+            raise _fail(f"policies.{name}", "must be a table of name = tier")
+        for key, tier in table.items():
+            if tier not in tiers:
+                raise _fail(f"policies.{name}.{key}", f"names tier {tier!r}; defined tiers: {', '.join(sorted(tiers))}")
+            if name == "domain_min_tier" and key not in DOMAINS:
+                raise _fail(f"policies.{name}.{key}", f"unknown domain; domains: {', '.join(DOMAINS)}")
+        tables.append(dict(table))
+    return tables[0], tables[1]

@@ -99,6 +99,10 @@ DEFAULTS: dict[str, Any] = {
     "prices": {f"{name}:*": {"input_mtok": 0, "output_mtok": 0} for name in LOCAL_PROVIDERS},
     "providers": _providers(),
     "http": {"connect_timeout": 10.0, "read_timeout": 120.0},
+    "policies": {
+        "agent_min_tier": {"critical": "standard"},
+        "domain_min_tier": {"medical": "standard", "legal": "standard"},
+    },
     "store": {"save_text": True},
     "limits": {"max_prompt_chars": 1_000_000, "default_max_tokens": 4096},
 }
@@ -115,7 +119,14 @@ SECTION_COMMENTS: dict[str, str] = {
         "no key is skipped (and the decision says so). The 'local' tier needs a running Ollama:\n"
         "add it to routing.tier_order to use it."
     ),
-    "models": "Capabilities per model: vision = true lets a model receive images.",
+    "models": (
+        "Capabilities per model: vision = true lets a model receive images; tools = false keeps\n"
+        "requests with tools away; context_window (tokens) overrides the genai-prices figure."
+    ),
+    "policies": (
+        "Lowest tier per agent (--agent) and per detected domain (medical, legal, financial,\n"
+        "scientific, creative, technical, educational). Explicit --tier/--model always win."
+    ),
     "prices": (
         "Optional price overrides in USD per 1M tokens (input_mtok, output_mtok,\n"
         "cached_input_mtok); \"provider:*\" covers every model of a provider. Without one, prices\n"

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.config import Config
-from routecli.domain import Decision, Reply, Request
+from routecli.domain import Decision, ModelRef, Reply, Request
 from routecli.errors import MissingKeyError, ProviderError, UsageError, redact
 from routecli.keys import KeyRing
 from routecli.routing import classify
@@ -72,12 +72,12 @@ class Engine:
         validate(request, self.config)
         verdict = classify(request, self.config)
         try:
-            return choose(verdict, request, self.config, self.keys.has)
+            return choose(verdict, request, self.config, self.keys.has, self._window_of)
         except MissingKeyError as exc:
             if not dry_run:
                 raise
             # a dry run shows the routing even before any key is set up
-            decision = choose(verdict, request, self.config, lambda _provider: True)
+            decision = choose(verdict, request, self.config, lambda _provider: True, self._window_of)
             note = f"dry run: {exc}"
             return replace(decision, notes=decision.notes + (note,))
 
@@ -117,6 +117,11 @@ class Engine:
             self._record_failure(row, decision, "interrupted", "stopped by the user", started, "".join(partial))
             raise
         return self._finish(row, self._priced(row, decision, reply))
+
+    def _window_of(self, ref: ModelRef) -> int | None:
+        from routecli.pricing import context_window
+
+        return context_window(ref, self.config)
 
     def close(self) -> None:
         for client in self._clients.values():

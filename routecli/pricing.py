@@ -99,6 +99,22 @@ def _genai_price(usage: Usage, model: str, provider: ProviderConfig, at: datetim
     return Price(None, UNKNOWN)
 
 
+def context_window(ref: ModelRef, config: Config) -> int | None:
+    """The model's context window in tokens from the genai-prices data, when it knows one."""
+    import genai_prices
+
+    for lookup in _lookups(config.provider(ref.provider)):
+        try:
+            _provider, model = genai_prices.data_snapshot.get_snapshot().find_provider_model(
+                ref.model, None, lookup.get("provider_id"), lookup.get("provider_api_url")
+            )
+        except LookupError:
+            continue
+        window = getattr(model, "context_window", None)
+        return int(window) if window else None
+    return None
+
+
 def _host(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()

@@ -97,3 +97,55 @@ def test_forced_model_needs_its_own_key(config):
     with pytest.raises(UsageError, match="Unknown provider"):
         bad = req("hi", model="nope:x")
         choose(classify(bad, config), bad, config, everyone)
+
+
+def test_agent_and_domain_floors_raise_the_tier_and_say_why(config):
+    easy = "What is the capital of France?"
+    critical = classify(req(easy, agent="critical"), config)
+    assert critical.tier == "standard" and "agent 'critical' needs at least standard (was cheap)" in critical.reasons
+    medical = classify(req("What is the usual dosage of ibuprofen for a patient?"), config)
+    assert medical.signals["domain"] == "medical" and medical.tier == "standard"
+    forced = classify(req(easy, agent="critical", tier="cheap"), config)
+    assert forced.tier == "cheap"  # explicit always wins
+
+
+def test_policies_are_validated(isolated_home):
+    from routecli.config import config_path
+    from routecli.errors import ConfigError
+
+    config_path().write_text('[policies.domain_min_tier]\nastrology = "premium"\n')
+    with pytest.raises(ConfigError, match="unknown domain"):
+        load_config()
+    config_path().write_text('[policies.agent_min_tier]\nbot = "platinum"\n')
+    with pytest.raises(ConfigError, match="names tier 'platinum'"):
+        load_config()
+
+
+def test_tools_only_go_to_tool_capable_models(isolated_home):
+    from routecli.config import config_path
+
+    config_path().write_text('[models."openai:gpt-5.4-nano"]\ntools = false\n')
+    config = load_config()
+    request = Request((Message("user", "hi"),), tools=({"type": "function", "function": {"name": "f"}},), tier="cheap")
+    decision = choose(classify(request, config), request, config, everyone)
+    assert decision.model == ModelRef("gemini", "gemini-3.1-flash-lite")
+    assert "skipped openai:gpt-5.4-nano: cannot take tools" in decision.notes
+    assert classify(request, config).signals["agentic"] is True
+
+
+def test_long_prompts_only_go_to_models_whose_window_fits(config):
+    request = req("word " * 400_000, tier="cheap")  # ~500k tokens
+    windows = {"openai": 400_000, "gemini": 1_000_000}
+    decision = choose(classify(request, config), request, config, everyone, lambda ref: windows.get(ref.provider))
+    assert decision.model.provider == "gemini"
+    assert any("do not fit its 400,000-token window" in note for note in decision.notes)
+    small = req("hello")
+    called = []
+    choose(classify(small, config), small, config, everyone, lambda ref: called.append(ref))
+    assert called == []  # short prompts never look windows up
+
+
+def test_nothing_fits_names_the_fix(config):
+    request = req("word " * 400_000, tier="cheap")
+    with pytest.raises(UsageError, match="No configured model can take this request"):
+        choose(classify(request, config), request, config, everyone, lambda ref: 1000)

@@ -36,7 +36,25 @@ def classify(request: Request, config: Config) -> Verdict:
         return Verdict(score, request.tier, (reason,), "explicit", config.classifier, version, signals)
     tier = rules.tier_for(score, config.tier_order, dict(config.thresholds))
     reasons = reasons + (_threshold_reason(score, tier, config),)
-    return Verdict(score, tier, reasons, config.classifier, config.classifier, version, signals)
+    tier, raised = apply_min_tier(tier, request, signals, config)
+    return Verdict(score, tier, reasons + raised, config.classifier, config.classifier, version, signals)
+
+
+def apply_min_tier(tier: str, request: Request, signals: dict, config: Config) -> tuple[str, tuple[str, ...]]:
+    """Per-agent and per-domain floors from [policies]; the highest floor wins."""
+    floors = []
+    if request.agent and request.agent in config.agent_min_tier:
+        floors.append((config.agent_min_tier[request.agent], f"agent {request.agent!r}"))
+    domain = signals.get("domain")
+    if domain and domain in config.domain_min_tier:
+        floors.append((config.domain_min_tier[domain], f"{domain} domain"))
+    order = config.tier_order
+    reasons = []
+    for floor, why in floors:
+        if floor in order and tier in order and order.index(floor) > order.index(tier):
+            reasons.append(f"{why} needs at least {floor} (was {tier})")
+            tier = floor
+    return tier, tuple(reasons)
 
 
 def _threshold_reason(score: float, tier: str, config: Config) -> str:

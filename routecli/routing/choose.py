@@ -1,6 +1,8 @@
 """From a verdict's tier to one concrete model: the first usable one, with notes on what was skipped.
 
-Pure: whether a provider has a key is asked through the `has_key` callback.
+Pure: whether a provider has a key, and a model's context window, are asked through callbacks.
+A model is usable when its provider has a key, it can read the request's images, take its
+tools, and its context window fits the prompt.
 """
 
 from __future__ import annotations
@@ -11,17 +13,29 @@ from routecli.config import Config
 from routecli.domain import Decision, ModelRef, Request, Verdict
 from routecli.errors import MissingKeyError, UsageError
 
+WindowOf = Callable[[ModelRef], "int | None"]
+# Below this many estimated tokens every current model fits; windows are not even looked up.
+SMALL_PROMPT_TOKENS = 8_000
 
-def choose(verdict: Verdict, request: Request, config: Config, has_key: Callable[[str], bool]) -> Decision:
+
+def choose(
+    verdict: Verdict,
+    request: Request,
+    config: Config,
+    has_key: Callable[[str], bool],
+    window_of: WindowOf | None = None,
+) -> Decision:
     if request.model:
         return _forced_model(verdict, request, config, has_key)
     notes: list[str] = []
     no_key: list[str] = []
+    tokens = _needed_tokens(verdict, request)
     for tier in _candidate_tiers(verdict, request, config):
         for ref in config.tiers[tier]:
             config.provider(ref.provider)  # an unknown provider is a config error, not a skip
-            if request.has_images and not config.caps(ref).vision:
-                notes.append(f"skipped {ref}: cannot read images")
+            unfit = _unfit(ref, request, config, tokens, window_of)
+            if unfit:
+                notes.append(f"skipped {ref}: {unfit}")
                 continue
             if not has_key(ref.provider):
                 if ref.provider not in no_key:
@@ -31,7 +45,26 @@ def choose(verdict: Verdict, request: Request, config: Config, has_key: Callable
             if tier != verdict.tier:
                 notes.append(f"tier {verdict.tier} had no usable model; used {tier}")
             return Decision(verdict, ref, tier, tuple(notes))
-    raise _nothing_usable(request, config, verdict, no_key)
+    raise _nothing_usable(request, verdict, config, no_key, notes)
+
+
+def _needed_tokens(verdict: Verdict, request: Request) -> int:
+    estimate = verdict.signals.get("est_tokens")
+    prompt = int(estimate) if isinstance(estimate, (int, float)) else len(request.all_text()) // 4
+    return prompt + (request.max_tokens or 0)
+
+
+def _unfit(ref: ModelRef, request: Request, config: Config, tokens: int, window_of: WindowOf | None) -> str:
+    caps = config.caps(ref)
+    if request.has_images and not caps.vision:
+        return "cannot read images"
+    if request.tools and not caps.tools:
+        return "cannot take tools"
+    if tokens > SMALL_PROMPT_TOKENS:
+        window = caps.context_window or (window_of(ref) if window_of else None)
+        if window is not None and tokens > window:
+            return f"~{tokens:,} tokens do not fit its {window:,}-token window"
+    return ""
 
 
 def _candidate_tiers(verdict: Verdict, request: Request, config: Config) -> list[str]:
@@ -57,7 +90,9 @@ def _forced_model(verdict: Verdict, request: Request, config: Config, has_key: C
     return Decision(verdict, ref, verdict.tier)
 
 
-def _nothing_usable(request: Request, config: Config, verdict: Verdict, no_key: list[str]) -> Exception:
+def _nothing_usable(
+    request: Request, verdict: Verdict, config: Config, no_key: list[str], notes: list[str]
+) -> Exception:
     if no_key:
         first = config.provider(no_key[0])
         others = [config.provider(n).api_key_env for n in no_key[1:3]]
@@ -67,7 +102,8 @@ def _nothing_usable(request: Request, config: Config, verdict: Verdict, no_key: 
             f"No API key for a model in {where}: set {first.api_key_env}{alternatives} "
             f"or run `routecli keys set {first.name}`"
         )
+    reason = notes[-1].split(": ", 1)[-1] if notes else "no model configured"
     return UsageError(
-        "No vision-capable model in the configured tiers; mark one with "
-        "`routecli config set models.PROVIDER:MODEL.vision true` or add one to a tier"
+        f"No configured model can take this request (last: {reason}); add a capable model to a tier "
+        "or mark one with `routecli config set models.PROVIDER:MODEL.vision true` (or .tools, .context_window)"
     )

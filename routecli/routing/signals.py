@@ -10,50 +10,197 @@ import re
 
 from routecli.domain import Request
 
-# Scanning is capped so a 1 MB prompt costs the same as a 20 kB one: the head of a
-# prompt carries the task; the length signal still sees the whole size.
-SCAN_CHARS = 20_000
+# Lexical signals read the head and tail of a prompt: the task is stated there, while the
+# middle of a long prompt is pasted material. This keeps a 200 kB prompt as cheap as a 10 kB one;
+# the length signal still sees the whole size.
+HEAD_CHARS = 3_000
+TAIL_CHARS = 1_000
 
-_REASONING = re.compile(
-    r"\b(prove|proof|derive|derivation|step[- ]by[- ]step|architect\w*|design (?:a|an|the)\b|"
-    r"trade-?offs?|security audit|threat model|migrat\w+|optimi[sz]\w*|refactor\w*|debug\w*|"
-    r"analy[sz]e|analysis|compare|evaluate|why does|explain why|reason about|complexity|"
-    r"algorithm\w*|concurren\w+|race condition|distributed|vulnerabilit\w+|show (?:the |your )?(?:steps|work))\b",
-    re.IGNORECASE,
+_TOKEN = re.compile(r"[\w][\w./+#'-]*")
+_CODE_FENCE = re.compile(r"```([\w+#-]+)?")
+_MATH_OP = re.compile(r"\d\s*[-+*/^=<>]\s*[\d(a-z]|[√∑∫π≤≥≠]")
+_STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
+
+
+def _words(*entries: str) -> frozenset[str]:
+    return frozenset(word for entry in entries for word in entry.split())
+
+
+# Keyword families: whole words, word prefixes (ending in '*') and phrases (with spaces).
+_FAMILIES: dict[str, tuple[str, ...]] = {
+    "reasoning": (
+        "prove proof derive derivation architect* trade-off* tradeoff* migrat* optimi* refactor* debug* "
+        "analyze analyse analysis compare evaluate complexity algorithm* concurren* distributed vulnerabilit*",
+        "step by step|step-by-step|design a|design an|design the|security audit|threat model|why does|"
+        "explain why|reason about|race condition|show the steps|show your work|show your steps",
+    ),
+    "simple": (
+        "translate rename reformat summarize summarise tldr define synonym synonyms convert uppercase "
+        "lowercase spelling",
+        "tl;dr|format this|format the|fix the typo|fix typos|fix the typos|capital of|definition of|what is the|"
+        "who is|who was|list of|list the|add type hints",
+    ),
+    "code": (
+        "python javascript typescript rust golang java c++ sql bash function class regex traceback compile "
+        "api def const async await import",
+        "stack trace|unit test|#include|select * from",
+    ),
+    "math": (
+        "integral derivative equation theorem lemma probability matrix eigen* polynomial modulo prime "
+        "calculate compute sum",
+        "solve for|limit of",
+    ),
+    "steps": ("first firstly then next finally", "after that"),
+    "constraints": (
+        "must should shouldn't without don't never exactly only ensure avoid",
+        "do not|at least|at most|no more than|make sure",
+    ),
+    "vision": ("image picture photo screenshot diagram chart figure drawing", ""),
+    "agentic": (
+        "autonomous scratchpad",
+        "thought:|action:|observation:|you are an agent|you are an ai agent|you have access to|available tools|tool call|function calling|"
+        "plan and execute",
+    ),
+}
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "medical": ("symptom* diagnos* patient* dosage dose medication* disease* clinical therap* surgery doctor*", ""),
+    "legal": ("contract* lawsuit* legal attorney* court liabilit* clause* statute* gdpr copyright compliance", ""),
+    "financial": ("invest* stock stocks portfolio* tax taxes revenue profit* loan* mortgage* accounting financ*",
+                  "interest rate|cash flow"),
+    "scientific": ("physics chemistr* biolog* quantum molecul* experiment* hypothes* protein* genom* enzyme*", ""),
+    "creative": ("story stories poem* lyrics novel fiction screenplay haiku slogan* creative", "character arc"),
+    "technical": ("server* database* kubernetes docker deploy* latency linux configur* cloud network*", ""),
+    "educational": ("teach* student* homework lesson* beginner* eli5 curriculum quiz*", "explain to"),
+}
+_FILE_EXTENSIONS = _words(
+    "py js ts tsx jsx rs go java c h cpp hpp cs rb php swift kt sql sh yaml yml toml json md html css txt csv ipynb"
 )
-_SIMPLE = re.compile(
-    r"\b(translate|rename|reformat|format (?:this|the)|fix (?:the )?typos?|spell(?:ing)?|"
-    r"summari[sz]e|tl;?dr|capital of|define|definition of|synonym|what is the|who (?:is|was)|"
-    r"convert|list (?:of|the)|add type hints|uppercase|lowercase)\b",
-    re.IGNORECASE,
-)
-_CODE_FENCE = re.compile(r"```(\w+)?")
-_CODE_WORDS = re.compile(
-    r"\b(python|javascript|typescript|rust|golang|java|c\+\+|sql|bash|function|class|regex|"
-    r"stack trace|traceback|compile|api|unit tests?)\b|def \w+\(|=>|#include|SELECT .+ FROM",
-    re.IGNORECASE,
-)
-_MATH = re.compile(
-    r"\b(integral|derivative|equation|theorem|lemma|probability|matrix|eigen\w*|"
-    r"solve for|calculate|prime|modulo|polynomial|limit of)\b|[=^√∑∫]\s*\d|\d\s*[-+*/^]\s*\d",
-    re.IGNORECASE,
-)
+
+
+class _Lexicon:
+    """Every keyword family compiled into one index, so a prompt's tokens are read once.
+
+    Python pays per call, not per byte: one C-level `startswith(all_prefixes)` per token,
+    and a phrase is counted only when its first word occurs at all.
+    """
+
+    def __init__(self, families: dict[str, tuple[str, ...]]) -> None:
+        self.exact: dict[str, list[str]] = {}
+        self.by_prefix: dict[str, list[str]] = {}
+        self.phrases: list[tuple[str, str, str]] = []  # (first word, phrase, family)
+        for name, (words, phrases) in families.items():
+            for entry in words.split():
+                table = self.by_prefix if entry.endswith("*") else self.exact
+                table.setdefault(entry.rstrip("*"), []).append(name)
+            for phrase in filter(None, phrases.split("|")):
+                first = re.search(r"\w+", phrase)
+                self.phrases.append((first.group() if first else phrase, phrase, name))
+        self.prefixes = tuple(self.by_prefix)
+        self.names = tuple(families)
+
+    def hits(self, counts: dict[str, int], text: str) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {name: {} for name in self.names}
+        for token, n in counts.items():
+            for name in self.exact.get(token, ()):
+                found[name][token] = n
+            if token.startswith(self.prefixes):
+                for prefix in self.prefixes:
+                    if token.startswith(prefix):
+                        for name in self.by_prefix[prefix]:
+                            found[name][token] = n
+        for first, phrase, name in self.phrases:
+            if first in counts:
+                n = text.count(phrase)
+                if n:
+                    found[name][phrase] = n
+        return found
+
+
+_LEXICON = _Lexicon(_FAMILIES)
+_DOMAIN_LEXICON = _Lexicon(DOMAINS)
+
+
+def _scan_text(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
+    if len(text) <= head + tail:
+        return text.lower()
+    return (text[:head] + "\n" + text[-tail:]).lower()
+
+
+def _merge(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for name, hits in part.items():
+            into = merged.setdefault(name, {})
+            for key, n in hits.items():
+                into[key] = into.get(key, 0) + n
+    return merged
+
+
+def _token_counts(low: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for token in _TOKEN.findall(low):
+        token = token.rstrip(".,;:'-")
+        counts[token] = counts.get(token, 0) + 1
+    return counts
+
+
+def _file_refs(counts: dict[str, int]) -> int:
+    return sum(
+        n for token, n in counts.items()
+        if "." in token and token.rsplit(".", 1)[1] in _FILE_EXTENSIONS and not token[0].isdigit()
+    )
+
+
+def _domain(counts: dict[str, int], low: str) -> str:
+    scores = {name: sum(hits.values()) for name, hits in _DOMAIN_LEXICON.hits(counts, low).items()}
+    best = max(scores, key=lambda name: scores[name])
+    return best if scores[best] else ""
+
+
+def _question_shape(text: str, counts: dict[str, int]) -> dict[str, float | int]:
+    ends = sum(text.count(mark) for mark in (". ", "? ", "! ", ".\n", "?\n", "!\n"))
+    sentences = max(1, ends + (text.rstrip()[-1:] in ".?!"))
+    return {"questions": text.count("?"), "sentences": sentences,
+            "words_per_sentence": round(sum(counts.values()) / sentences, 1)}
+
 
 def extract_signals(request: Request) -> dict[str, float | int | bool | str]:
     text = request.all_text()
-    head = text[:SCAN_CHARS]
-    fences = _CODE_FENCE.findall(head)
-    reasoning = sorted({m.lower() for m in _REASONING.findall(head)})
-    simple = sorted({m.lower() for m in _SIMPLE.findall(request.last_user_text[:SCAN_CHARS])})
+    # Each part is read once: the last user message fully (within the scan window), the
+    # system prompt and earlier turns in a smaller window, since they weigh less.
+    user_low = _scan_text(request.last_user_text)
+    system_low = _scan_text(request.system or "", 1_000, 500)
+    earlier = "\n".join(m.text for m in request.messages[:-1])
+    earlier_low = _scan_text(earlier, 1_000, 500)
+    user_counts = _token_counts(user_low)
+    user = _LEXICON.hits(user_counts, user_low)
+    system = _LEXICON.hits(_token_counts(system_low), system_low) if system_low else {}
+    rest_counts = _token_counts(earlier_low) if earlier_low else {}
+    family = _merge([user, system, _LEXICON.hits(rest_counts, earlier_low) if rest_counts else {}])
+    counts = dict(user_counts)
+    for token, n in rest_counts.items():
+        counts[token] = counts.get(token, 0) + n
+    low = "\n".join(filter(None, (system_low, earlier_low, user_low)))
+    fences = _CODE_FENCE.findall(low)
     return {
         "chars": len(text),
         "est_tokens": max(1, len(text) // 4),
         "code_blocks": len(fences) // 2 or (1 if fences else 0),
-        "code_langs": ",".join(sorted({lang.lower() for lang in fences if lang})),
-        "code_words": len(_CODE_WORDS.findall(head)),
-        "math": len(_MATH.findall(head)),
-        "reasoning": ",".join(reasoning),
-        "simple": ",".join(simple),
-        "turns": len(request.messages),
+        "code_langs": ",".join(sorted({lang for lang in fences if lang})),
+        "code_words": sum(family["code"].values()),
+        "math": sum(family["math"].values()) + len(_MATH_OP.findall(user_low)),
+        "numbers": sum(n for token, n in counts.items() if token[0].isdigit()),
+        "reasoning": ",".join(sorted(family["reasoning"])),
+        "steps": sum(family["steps"].values()) + len(_STEP_LINE.findall(user_low)),
+        "constraints": sum(user["constraints"].values()),
+        "simple": ",".join(sorted(user["simple"])),
+        **_question_shape(user_low, user_counts),
+        "turns": sum(1 for m in request.messages if m.role == "user"),
+        "tool_results": sum(1 for m in request.messages if m.role == "tool"),
+        "tools": len(request.tools),
         "images": sum(len(m.images) for m in request.messages),
+        "vision_words": sum(user["vision"].values()),
+        "agentic": bool(request.tools) or bool(system.get("agentic")),
+        "file_refs": _file_refs(counts),
+        "domain": _domain(counts, low),
     }
