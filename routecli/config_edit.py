@@ -88,24 +88,29 @@ def parse_value(kind: str, text: str, key: str) -> Any:
 
 def set_value(key: str, text: str, path: Path | None = None) -> Path:
     """Set one key in the user's config file, refusing any value the whole config would reject."""
+    return set_values({key: text}, path)
+
+
+def set_values(items: dict[str, str], path: Path | None = None) -> Path:
+    """Set several keys at once (e.g. thresholds that must stay ordered), validated together."""
     from routecli.config_schema import build_config
 
-    parts = split_key(key)
-    pattern = match_key(parts)
-    if pattern is None:
-        allowed = ", ".join(SETTABLE)
-        raise ConfigError(f"Unknown config key {key!r}; settable keys: {allowed}")
-    value = parse_value(SETTABLE[pattern], text, key)
-    if pattern == "providers.<name>.pricing_provider":
-        _check_pricing_provider(value, key)
     path = path or config_path()
     user = read_user_file(path)
     if not user:  # start from the full default file, as `config init` would
         user = merged({})
-    node = user
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    for key, text in items.items():
+        parts = split_key(key)
+        pattern = match_key(parts)
+        if pattern is None:
+            raise ConfigError(f"Unknown config key {key!r}; settable keys: {', '.join(SETTABLE)}")
+        value = parse_value(SETTABLE[pattern], text, key)
+        if pattern == "providers.<name>.pricing_provider":
+            _check_pricing_provider(value, key)
+        node = user
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
     build_config(merged(user), source=path)  # raises ConfigError naming the allowed values
     write_atomically(path, render(user))
     return path

@@ -57,7 +57,7 @@ class Engine:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: Store | None,  # None: decisions only (route, calibrate), nothing recorded
         keys: KeyRing,
         *,
         client_factory: Callable[..., httpx.Client] | None = None,
@@ -182,6 +182,8 @@ class Engine:
     def _finish(self, row: dict[str, Any], outcome: Outcome) -> Outcome:
         from routecli.store import Attempt
 
+        if self.store is None:
+            raise RuntimeError("Engine without a store cannot record; pass one to call models")
         self.store.record(Attempt(**row))
         return outcome
 

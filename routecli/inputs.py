@@ -2,7 +2,8 @@
 
 A line is `{"id", "prompt"}` or OpenAI-style `{"id", "messages": [...]}`, with optional
 `system`, `tier`, `model`, `agent`, `tags`, `max_tokens`, `temperature`, `metadata`,
-`tools`, and `image`/`images` (paths relative to the JSONL file). A bad line never stops
+`tools`, and `image`/`images` (paths relative to the JSONL file). Other fields are ignored, so
+files made for other tools (e.g. eval data with "category" and "scores") can be routed. A bad line never stops
 the others: it comes back as an `InputLine` with `error` set and its line number.
 """
 
@@ -27,10 +28,6 @@ _MAGIC = (
     (b"GIF89a", "image/gif"),
 )
 _ROLES = ("user", "assistant", "tool")
-_KNOWN = {
-    "id", "prompt", "messages", "system", "tier", "model", "agent", "tags", "max_tokens",
-    "temperature", "metadata", "tools", "image", "images",
-}
 
 
 def read_image(path: Path) -> Image:
@@ -105,9 +102,6 @@ def parse_line(line_no: int, text: str, base_dir: Path | None = None) -> InputLi
 
 
 def _request(data: dict[str, Any], base_dir: Path) -> Request:
-    unknown = sorted(set(data) - _KNOWN)
-    if unknown:
-        raise UsageError(f"unknown field {unknown[0]!r}; known fields: {', '.join(sorted(_KNOWN))}")
     images = tuple(read_image(base_dir / str(p)) for p in _list(data, "images") + _list(data, "image"))
     system = _optional(data, "system", str)
     if "messages" in data:
