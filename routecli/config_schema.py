@@ -19,7 +19,7 @@ from routecli.errors import ConfigError, UsageError
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")  # no dots: names are parts of dotted keys
-CLASSIFIERS = ("rules",)  # kept in step with routecli.routing.CLASSIFIERS by a test
+CLASSIFIERS = ("rules", "learned")  # kept in step with routecli.routing.CLASSIFIERS by a test
 
 # key pattern -> value type; `config set` refuses anything else, listing these.
 SETTABLE: dict[str, str] = {

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import fakevendor
 from conftest import VENDOR_KEY
 from routecli.cli import app
-from routecli.config import db_location
+from routecli.config import db_location, load_config
 from routecli.store import open_store
 
 runner = CliRunner()
@@ -55,7 +55,7 @@ def test_routed_ask_uses_the_classifier_and_says_why(vendor):
     result = run("ask", "--json", "What is the capital of France?")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["tier"] == "cheap" and out["phase"] == "rules"
+    assert out["tier"] == "cheap" and out["phase"] == load_config().classifier
     assert out["model"] == "gpt-5.4-nano" and out["answer"] == "echo: What is the capital of France?"
     assert any("simple task" in reason for reason in out["reasons"])
     assert float(out["cost_usd"]) > 0 and float(out["baseline_cost_usd"]) > float(out["cost_usd"])

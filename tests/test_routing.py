@@ -29,7 +29,7 @@ def test_registry_and_config_agree():
 def test_easy_prompt_goes_cheap_and_says_why(config):
     verdict = classify(req("What is the capital of France?"), config)
     assert verdict.tier == "cheap"
-    assert verdict.phase == "rules"
+    assert verdict.phase == config.classifier
     assert any("simple task" in r for r in verdict.reasons)
     assert 0 <= verdict.score < config.thresholds["standard"]
 

@@ -11,12 +11,13 @@ from typing import Callable
 from routecli.config import Config
 from routecli.domain import ModelRef, Request, Verdict
 from routecli.errors import UsageError
-from routecli.routing import rules
+from routecli.routing import learned, rules
 
 Scorer = Callable[[Request], "tuple[float, tuple[str, ...], dict]"]
 
 CLASSIFIERS: dict[str, tuple[Scorer, str]] = {
     rules.NAME: (rules.score_request, rules.VERSION),
+    learned.NAME: (learned.score_request, learned.VERSION),
 }
 
 

@@ -1,0 +1,139 @@
+"""The learned classifier: signals + words -> logistic score, with the features that moved it.
+
+Inference is a sparse dot product and a sigmoid in pure Python. The weights file ships in
+the package (routing/weights/default.json, made by scripts/train_weights.py); ROUTECLI_WEIGHTS
+points at another one (from `routecli train`), read when routecli starts. The file is parsed
+once, on first use. VERSION names the file's content, so every decision records which
+weights made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from routecli.domain import Request
+from routecli.errors import UsageError
+from routecli.routing.features import describe, featurize_for, prior_weight, standardise
+
+NAME = "learned"
+Part = tuple[str, float, bool]  # (feature, logit change, value above the training mean)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.json"
+REASONS = 3  # features named in a decision; more reads as noise
+_MIN_REASON = 0.05  # a logit change smaller than this explains nothing
+
+
+def weights_path() -> Path:
+    override = os.environ.get("ROUTECLI_WEIGHTS")
+    return Path(override).expanduser() if override else DEFAULT_WEIGHTS
+
+
+def version_of(path: Path) -> str:
+    try:
+        return "learned-" + hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    except OSError:
+        return "learned-missing"
+
+
+class Model:
+    """Weights ready for scoring: numeric features standardised, word/category tokens sparse."""
+
+    def __init__(self, weights: dict[str, Any]) -> None:
+        self.weights = weights
+        self.bias = float(weights["bias"])
+        self.numeric = [
+            (name, float(mean), float(scale) or 1.0, float(w))
+            for name, (mean, scale, w) in sorted(weights["numeric"].items())
+            if w
+        ]
+        self.tokens: dict[str, float] = {k: float(v) for k, v in weights["tokens"].items()}
+        self.prior: dict[str, float] = dict(weights.get("recipe", {}).get("prior", {}))
+        self.vocab_firsts = {k[2:].split(" ", 1)[0] for k in self.tokens if k.startswith("w:") and " " in k}
+
+    def contributions(self, request: Request) -> tuple[float, list[Part], dict[str, Any]]:
+        """(logit, [(feature, logit change)], signals); changes are against an average prompt."""
+        numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts)
+        logit, parts = self.logit(numeric, sparse)
+        return logit, parts, signals
+
+    def logit(self, numeric: dict[str, float], sparse: set[str]) -> tuple[float, list[Part]]:
+        """Bias plus every feature's change; a numeric change is measured from the training mean."""
+        logit = self.bias
+        parts: list[Part] = []
+        for name, mean, scale, w in self.numeric:
+            value = numeric.get(name)
+            if value is not None:
+                change = w * standardise(value, mean, scale)
+                logit += change
+                parts.append((name, change, value > mean))
+        for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process
+            w = self.tokens.get(token)
+            if w is None and "=" in token:
+                w = prior_weight(self.prior, token)  # a signal value training never saw
+            if w:
+                logit += w
+                parts.append((token, w, True))
+        return logit, parts
+
+    def score_features(self, example: Any) -> float:
+        """Score already featurized text (an Example from training): for cross-validation."""
+        logit, _ = self.logit(example.numeric, example.sparse)
+        return _sigmoid(logit)
+
+    def score(self, request: Request) -> tuple[float, tuple[str, ...], dict[str, Any]]:
+        logit, parts, signals = self.contributions(request)
+        return _sigmoid(logit), self.reasons(parts, signals), signals
+
+    def reasons(self, parts: list[Part], signals: dict[str, Any]) -> tuple[str, ...]:
+        """The few features that moved the score most, signed, e.g. "code (python) +0.42"."""
+        ranked = sorted(parts, key=lambda p: (-abs(p[1]), p[0]))  # ties by name: same prompt, same words
+        out: list[str] = []
+        for key, change, above in ranked:
+            if abs(change) < _MIN_REASON or len(out) == REASONS:
+                break
+            text = describe(key, signals.get(key), above)
+            if not any(reason.startswith(text) for reason in out):  # chars and est_tokens read alike
+                out.append(f"{text} {'+' if change > 0 else '-'}{abs(change):.2f}")
+        return tuple(out) or ("nothing stood out",)
+
+
+def _sigmoid(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, logit))))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> Model:
+    try:
+        weights = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"No router weights at {path}: run `routecli train` or unset ROUTECLI_WEIGHTS") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"Router weights {path} are unreadable ({exc}); retrain them with `routecli train`") from None
+    return model_from(weights, path)
+
+
+def model_from(weights: Any, source: str = "weights") -> Model:
+    if not isinstance(weights, dict) or weights.get("format") != "routecli-learned-1":
+        raise UsageError(f"{source} is not a routecli weights file; make one with `routecli train`")
+    try:
+        return Model(weights)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{source} is damaged ({exc!r}); retrain it with `routecli train`") from None
+
+
+# Fixed at import, so the version recorded with a decision always names the file that made it.
+WEIGHTS = weights_path()
+VERSION = version_of(WEIGHTS)
+
+
+def load(path: Path | None = None) -> Model:
+    return _load(str(path or WEIGHTS))
+
+
+def score_request(request: Request) -> tuple[float, tuple[str, ...], dict[str, Any]]:
+    return load().score(request)
