@@ -31,6 +31,8 @@ class ProviderConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0  # longest silence between bytes of a response
     pricing_provider: str | None = None  # genai-prices provider id, for proxies; else found by base_url
+    rpm: int | None = None  # requests per minute `routecli batch` keeps under; None: no limit
+    tpm: int | None = None  # tokens (prompt + answer) per minute, likewise
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ SETTABLE: dict[str, str] = {
     "providers.<name>.connect_timeout": "float",
     "providers.<name>.read_timeout": "float",
     "providers.<name>.pricing_provider": "str",
+    "providers.<name>.rpm": "int",
+    "providers.<name>.tpm": "int",
     "models.<provider:model>.vision": "bool",
     "models.<provider:model>.tools": "bool",
     "models.<provider:model>.context_window": "int",
@@ -145,7 +147,9 @@ def _provider(name: str, entry: Any, http: Mapping[str, Any]) -> ProviderConfig:
     pricing = entry.get("pricing_provider")
     if pricing is not None and (not isinstance(pricing, str) or not NAME.match(pricing)):
         raise _fail(f"{key}.pricing_provider", f"must be a genai-prices provider id such as openai, got {pricing!r}")
-    return ProviderConfig(name, kind, base_url.rstrip("/"), env, **timeouts, pricing_provider=pricing)
+    limits = {field: None if entry.get(field) is None else _integer(entry[field], f"{key}.{field}")
+              for field in ("rpm", "tpm")}
+    return ProviderConfig(name, kind, base_url.rstrip("/"), env, **timeouts, pricing_provider=pricing, **limits)
 
 
 def _price(key: str, entry: Any) -> PriceOverride:

@@ -139,7 +139,8 @@ SECTION_COMMENTS: dict[str, str] = {
         "kind is the wire format: openai | anthropic | gemini. Any OpenAI-compatible vendor or\n"
         "local server is one more entry with kind = \"openai\". api_key_env names the environment\n"
         "variable holding the key (or run `routecli keys set NAME`); local servers need none.\n"
-        "Prices are found from base_url; behind a proxy, set pricing_provider (a genai-prices id)."
+        "Prices are found from base_url; behind a proxy, set pricing_provider (a genai-prices id).\n"
+        "rpm / tpm: requests and tokens per minute `routecli batch` stays under (default: no limit)."
     ),
     "http": "Timeouts in seconds; a provider entry may set its own connect_timeout / read_timeout.",
     "store": "save_text = false keeps prompts and answers out of the ledger (hashes are kept).",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.config import Config
-from routecli.domain import Decision, ModelRef, Reply, Request
+from routecli.domain import Decision, ModelRef, Reply, Request, Usage
 from routecli.errors import MissingKeyError, ProviderError, UsageError, redact
 from routecli.keys import KeyRing
 from routecli.routing import classify
@@ -92,14 +93,10 @@ class Engine:
         on_text: Callable[[str], None] | None = None,
     ) -> Outcome:
         decision = self.decide(request, dry_run=dry_run)
-        row = _base_row(request, decision, self.config, source, run_id)
+        row = base_row(request, decision, self.config, source, run_id)
         if dry_run:
             return self._finish(row, Outcome(row["id"], decision, "dry-run"))
-        if request.tools or any(m.role == "tool" for m in request.messages):
-            raise UsageError(
-                "This request has tools or tool results: routecli can route it (`--dry-run`) "
-                "but does not forward tool definitions to models yet; remove them to send it"
-            )
+        refuse_tools(request)
         partial: list[str] = []
 
         def collect(delta: str) -> None:
@@ -116,7 +113,7 @@ class Engine:
         except KeyboardInterrupt:
             self._record_failure(row, decision, "interrupted", "stopped by the user", started, "".join(partial))
             raise
-        return self._finish(row, self._priced(row, decision, reply))
+        return self._finish(row, priced(row, decision, reply, self.config))
 
     def _window_of(self, ref: ModelRef) -> int | None:
         from routecli.pricing import context_window
@@ -141,42 +138,11 @@ class Engine:
         )
         return provider.complete(request, decision.model.model, stream=stream, on_text=on_text)
 
-    def _priced(self, row: dict[str, Any], decision: Decision, reply: Reply) -> Outcome:
-        from routecli.pricing import baseline_price, price, to_micros
-
-        cost = price(reply.usage, decision.model, self.config) if reply.usage else None
-        baseline = baseline_price(reply.usage, self.config) if reply.usage else None
-        outcome = Outcome(row["id"], decision, "ok", reply)
-        outcome.warnings += _price_warnings(decision, reply, cost, self.config)
-        outcome.cost = cost.cost if cost else None
-        outcome.price_source = cost.source if cost else None
-        outcome.baseline_cost = baseline.cost if baseline else None
-        usage = reply.usage
-        row.update(
-            status="ok",
-            answer=reply.text if self.config.save_text else None,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            cached_tokens=usage.cached_tokens if usage else None,
-            reasoning_tokens=usage.reasoning_tokens if usage else None,
-            ttft_ms=reply.ttft_ms,
-            latency_ms=reply.latency_ms,
-            cost_micros=to_micros(outcome.cost),
-            baseline_cost_micros=to_micros(outcome.baseline_cost),
-            price_source=outcome.price_source,
-        )
-        return outcome
-
     def _record_failure(
         self, row: dict[str, Any], decision: Decision, kind: str, message: str, started: float, partial: str
     ) -> None:
-        row.update(
-            status="error",
-            error_kind=kind,
-            error_message=redact(message, self.keys.secrets()),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            answer=(partial or None) if self.config.save_text else None,
-        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        mark_failed(row, kind, redact(message, self.keys.secrets()), latency_ms, partial, self.config)
         self._finish(row, Outcome(row["id"], decision, "error"))
 
     def _finish(self, row: dict[str, Any], outcome: Outcome) -> Outcome:
@@ -188,7 +154,83 @@ class Engine:
         return outcome
 
 
-def _price_warnings(decision: Decision, reply: Reply, cost: Price | None, config: Config) -> list[str]:
+def refuse_tools(request: Request) -> None:
+    if request.tools or any(m.role == "tool" for m in request.messages):
+        raise UsageError(
+            "This request has tools or tool results: routecli can route it (`--dry-run`) "
+            "but does not forward tool definitions to models yet; remove them to send it"
+        )
+
+
+PriceOf = Callable[[Usage, ModelRef], "Price"]
+
+
+class PriceMemo:
+    """Prices of (model, usage) seen this minute. genai-prices takes ~75 µs a call and a batch
+    asks for the same pairs over and over; keyed by the minute (and priced at its start), so a
+    price that depends on the time of day is still right to the minute."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._minute: datetime | None = None
+        self._known: dict[tuple[Usage, ModelRef], Price] = {}
+
+    def __call__(self, usage: Usage, ref: ModelRef) -> Price:
+        from routecli.pricing import price
+
+        minute = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        if minute != self._minute or len(self._known) >= self.MAX_ENTRIES:
+            self._minute, self._known = minute, {}
+        key = (usage, ref)
+        if key not in self._known:
+            self._known[key] = price(usage, ref, self.config, at=minute)
+        return self._known[key]
+
+
+def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config,
+           price_of: PriceOf | None = None) -> Outcome:
+    """The outcome of a reply, its cost and baseline cost; fills the ledger row to match."""
+    from routecli.pricing import price, to_micros
+
+    price_of = price_of or (lambda usage, ref: price(usage, ref, config))
+    cost = price_of(reply.usage, decision.model) if reply.usage else None
+    baseline = price_of(reply.usage, config.baseline) if reply.usage and config.baseline else None
+    outcome = Outcome(row["id"], decision, "ok", reply)
+    outcome.warnings += price_warnings(decision, reply, cost, config)
+    outcome.cost = cost.cost if cost else None
+    outcome.price_source = cost.source if cost else None
+    outcome.baseline_cost = baseline.cost if baseline else None
+    usage = reply.usage
+    row.update(
+        status="ok",
+        answer=reply.text if config.save_text else None,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        cached_tokens=usage.cached_tokens if usage else None,
+        reasoning_tokens=usage.reasoning_tokens if usage else None,
+        ttft_ms=reply.ttft_ms,
+        latency_ms=reply.latency_ms,
+        cost_micros=to_micros(outcome.cost),
+        baseline_cost_micros=to_micros(outcome.baseline_cost),
+        price_source=outcome.price_source,
+    )
+    return outcome
+
+
+def mark_failed(row: dict[str, Any], kind: str, message: str, latency_ms: float, partial: str, config: Config) -> None:
+    """Fill a ledger row for a failed call; `message` must already be redacted."""
+    row.update(
+        status="error",
+        error_kind=kind,
+        error_message=message,
+        latency_ms=latency_ms,
+        answer=(partial or None) if config.save_text else None,
+    )
+
+
+def price_warnings(decision: Decision, reply: Reply, cost: Price | None, config: Config) -> list[str]:
     if reply.usage is None:
         return [f"{decision.model.provider} reported no token usage: cost recorded as unknown"]
     if cost is None or cost.cost is None:
@@ -199,7 +241,7 @@ def _price_warnings(decision: Decision, reply: Reply, cost: Price | None, config
     return []
 
 
-def _base_row(request: Request, decision: Decision, config: Config, source: str, run_id: str | None) -> dict[str, Any]:
+def base_row(request: Request, decision: Decision, config: Config, source: str, run_id: str | None) -> dict[str, Any]:
     from routecli.store import new_id, sha256_text
 
     verdict = decision.verdict

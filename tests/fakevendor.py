@@ -1,7 +1,8 @@
 """A fake OpenAI / Anthropic / Gemini API server for tests. Standard library only.
 
-Run it:  python tests/fakevendor.py [--host 127.0.0.1] [--port 0] [--key KEY] [--watch-stdin]
-The first stdout line is the port it listens on. --watch-stdin exits when stdin
+Run it:  python tests/fakevendor.py [--host 127.0.0.1] [--port 0] [--key KEY] [--latency S] [--watch-stdin]
+The first stdout line is the port it listens on. --latency S delays every vendor answer
+by S seconds (on top of any delay directive), as a remote API would. --watch-stdin exits when stdin
 closes, so a server started by a test run dies with it even if pytest is killed.
 From Python: `start_server(key=...)` -> (root_url, process), `stop_server(process)`,
 or `with serve(key=...) as root:`; `requests_log(root)` and `reset(root)` wrap the
@@ -292,9 +293,10 @@ class FakeServer(ThreadingHTTPServer):
     request_queue_size = 1024  # the default 5 drops SYNs under a burst of concurrent clients
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], key: str | None) -> None:
+    def __init__(self, address: tuple[str, int], key: str | None, latency: float = 0.0) -> None:
         super().__init__(address, Handler)
         self.key = key
+        self.latency = latency
         self.lock = threading.Lock()
         self.log: list[dict[str, Any]] = []
         self.seen: dict[str, int] = {}
@@ -371,7 +373,7 @@ class Handler(BaseHTTPRequestHandler):
             delay, status = float(flags.get("delay", 0)), int(flags.get("status", 0))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             return self._send_json(400, wire.error_body(400, f"invalid request: {exc}", None))
-        time.sleep(delay)
+        time.sleep(delay + self.server.latency)
         if status:
             return self._fail(wire, status, flags)
         if plan.stream:
@@ -442,9 +444,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", default=None, help="the API key every request must carry")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every vendor answer")
     parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches EOF")
     args = parser.parse_args(argv)
-    server = FakeServer((args.host, args.port), args.key)
+    server = FakeServer((args.host, args.port), args.key, args.latency)
     print(server.server_address[1], flush=True)
     if args.watch_stdin:
         threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
@@ -456,9 +459,11 @@ def main(argv: list[str] | None = None) -> None:
         server.server_close()
 
 
-def start_server(key: str | None = None, host: str = "127.0.0.1") -> tuple[str, subprocess.Popen]:
+def start_server(key: str | None = None, host: str = "127.0.0.1", *, port: int = 0,
+                 latency: float = 0.0) -> tuple[str, subprocess.Popen]:
     """Start the server as a subprocess; returns ("http://host:port", process)."""
-    command = [sys.executable, os.path.abspath(__file__), "--host", host, "--port", "0", "--watch-stdin"]
+    command = [sys.executable, os.path.abspath(__file__), "--host", host, "--port", str(port), "--watch-stdin",
+               "--latency", str(latency)]
     process = subprocess.Popen(command + (["--key", key] if key else []),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().strip()  # type: ignore[union-attr]

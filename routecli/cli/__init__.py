@@ -42,6 +42,7 @@ app = typer.Typer(
 )
 
 from routecli.cli import ask as _ask  # noqa: E402  (registers commands on app)
+from routecli.cli import batch_cmds as _batch_cmds  # noqa: E402
 from routecli.cli import ledger as _ledger  # noqa: E402
 from routecli.cli import route_cmds as _route_cmds  # noqa: E402
 from routecli.cli import routing_cmds as _routing_cmds  # noqa: E402

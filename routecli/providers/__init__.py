@@ -29,7 +29,7 @@ from routecli.providers.base import (
 
 __all__ = [
     "WIRE_FORMATS", "CallContext", "HttpCall", "HttpProvider", "ParsedReply", "Provider", "StreamState",
-    "WireFormat", "get_provider", "make_client", "status_error", "timeout_for", "transport_error",
+    "WireFormat", "get_provider", "make_client", "wire_for", "status_error", "timeout_for", "transport_error",
 ]
 
 WIRE_FORMATS: dict[str, WireFormat] = {wire.kind: wire for wire in (openai.WIRE, anthropic.WIRE, gemini.WIRE)}
@@ -45,11 +45,15 @@ def make_client(cfg: ProviderConfig) -> httpx.Client:
     return httpx.Client(timeout=timeout_for(cfg), headers={"user-agent": f"routecli/{__version__}"})
 
 
-def get_provider(cfg: ProviderConfig, *, api_key: str | None, client: httpx.Client,
-                 default_max_tokens: int = DEFAULT_MAX_TOKENS) -> Provider:
+def wire_for(cfg: ProviderConfig) -> WireFormat:
     wire = WIRE_FORMATS.get(cfg.kind)
     if wire is None:
         raise ConfigError(
             f"[providers.{cfg.name}] has kind {cfg.kind!r}; use one of {', '.join(PROVIDER_KINDS)}"
         )
-    return HttpProvider(cfg, wire, api_key=api_key, client=client, default_max_tokens=default_max_tokens)
+    return wire
+
+
+def get_provider(cfg: ProviderConfig, *, api_key: str | None, client: httpx.Client,
+                 default_max_tokens: int = DEFAULT_MAX_TOKENS) -> Provider:
+    return HttpProvider(cfg, wire_for(cfg), api_key=api_key, client=client, default_max_tokens=default_max_tokens)

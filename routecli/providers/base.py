@@ -335,7 +335,7 @@ class HttpProvider:
         self.default_max_tokens = default_max_tokens
 
     def __repr__(self) -> str:  # never show the key
-        return f"HttpProvider({self.name!r}, kind={self.wire.kind!r}, base_url={self.cfg.base_url!r})"
+        return f"{type(self).__name__}({self.name!r}, kind={self.wire.kind!r}, base_url={self.cfg.base_url!r})"
 
     def complete(self, request: Request, model: str, *, stream: bool = True,
                  on_text: Callable[[str], None] | None = None) -> Reply:

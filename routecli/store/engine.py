@@ -121,6 +121,12 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     busy timeout instead. Other backends ignore the option.
     """
     with engine.connect() as conn:
-        conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        with conn.begin():
+        with immediate(conn).begin():
             yield conn
+
+
+def immediate(conn: Connection) -> Connection:
+    """Make every transaction on this connection take the write lock at BEGIN (see above);
+    for a writer that keeps one connection open across many transactions."""
+    conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+    return conn

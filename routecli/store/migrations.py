@@ -75,6 +75,50 @@ def m001_attempts(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_attempts_request_id ON attempts (request_id)")
 
 
+@migration
+def m002_runs(conn: Connection) -> None:
+    """Batch runs, and one row per input line: what resume skips and what the output file is made from."""
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE runs (
+            id TEXT NOT NULL PRIMARY KEY,
+            input_name TEXT NOT NULL,
+            input_hash TEXT NOT NULL,
+            total_lines INTEGER NOT NULL,
+            output_path TEXT,
+            dry_run INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            host TEXT,
+            started_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        )
+        """
+    )
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE run_lines (
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            line_no INTEGER NOT NULL,
+            line_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            attempt_id TEXT REFERENCES attempts (id),
+            error_kind TEXT,
+            error_message TEXT,
+            answer TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, line_no)
+        )
+        """
+    )
+    # input_hash finds the run to resume; run_id sums a run's attempts for `routecli runs`.
+    conn.exec_driver_sql("CREATE INDEX ix_runs_input_hash ON runs (input_hash, started_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_run_lines_status ON run_lines (run_id, status)")
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_run_id ON attempts (run_id)")
+
+
 def applied(engine: Engine) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     with engine.connect() as conn:

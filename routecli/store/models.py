@@ -124,7 +124,16 @@ COLUMNS: tuple[str, ...] = tuple(column.name for column in ATTEMPTS.columns)
 
 def to_row(attempt: Attempt) -> dict[str, Any]:
     """The insert parameters for one attempt, checked before anything is written."""
-    row = {name: getattr(attempt, name) for name in COLUMNS}
+    return check_row({name: getattr(attempt, name) for name in COLUMNS})
+
+
+def check_row(fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert parameters from plain fields (what the batch writer has; building an Attempt
+    per row costs ~70 µs): every column present, defaults filled, status and source checked."""
+    unknown = set(fields) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not attempts columns: {sorted(unknown)}")
+    row = {name: fields.get(name) for name in COLUMNS}
     row["id"] = row["id"] or new_id()
     row["request_id"] = row["request_id"] or row["id"]
     row["created_at"] = row["created_at"] or utcnow()

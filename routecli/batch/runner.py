@@ -1,0 +1,307 @@
+"""The async runner: one task per line, at most `concurrency` at once, each holding its slot
+until its result is committed.
+
+That last rule is what makes a kill safe: "sent but not yet recorded" is never more than
+the concurrency, so a resume re-sends at most that many lines, and never one whose
+answer is in the ledger. Retries, rate limits and Ctrl-C live here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from routecli.batch.ratelimit import Limiter, estimate_tokens
+from routecli.batch.writer import GroupWriter, Item
+from routecli.engine import Engine, PriceMemo, base_row, mark_failed, priced, refuse_tools
+from routecli.errors import ProviderError, RoutecliError, redact
+from routecli.inputs import InputLine
+
+if TYPE_CHECKING:
+    from routecli.config import Config
+    from routecli.domain import Decision
+    from routecli.keys import KeyRing
+    from routecli.providers.aio import AsyncHttpProvider
+    from routecli.store import Store
+
+RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection", "stream_cut"})
+MAX_BACKOFF = 60.0
+SHOWN_BAD_LINES = 20  # on stderr; all of them are in the run's lines
+
+
+@dataclass
+class BatchOptions:
+    concurrency: int = 16
+    max_retries: int = 4  # after the first attempt
+    backoff: float = 1.0  # seconds before the first retry; doubles each time, with jitter
+    stream: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Tally:
+    """What this session committed, for progress and the summary."""
+
+    total: int
+    skipped: int = 0  # finished in an earlier session
+    ok: int = 0
+    dry_run: int = 0
+    failed: int = 0
+    invalid: int = 0
+    retried: int = 0  # failed attempts that were retried
+    cost: Decimal = Decimal(0)
+    unpriced: int = 0
+    tiers: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # by kind
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return self.skipped + self.ok + self.dry_run + self.failed + self.invalid
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def add(self, item: Item) -> None:
+        line, row = item.line, item.attempt or {}
+        status = line["status"]
+        if status == "pending":
+            self.retried += 1
+            return
+        name = _TALLY_FIELD[status]
+        setattr(self, name, getattr(self, name) + 1)
+        if status in ("ok", "dry-run"):
+            self.tiers[row["tier"]] += 1
+        else:
+            self.errors[line.get("error_kind") or "unknown"] += 1
+        if status == "ok" and row.get("cost_micros") is None:
+            self.unpriced += 1
+        elif status == "ok":
+            self.cost += Decimal(row["cost_micros"]).scaleb(-6)
+
+
+_TALLY_FIELD = {"ok": "ok", "dry-run": "dry_run", "error": "failed", "invalid": "invalid"}
+
+
+def line_update(line: InputLine, status: str, row: dict[str, Any] | None, *, run_id: str,
+                error: tuple[str, str] | None = None, answer: str | None = None) -> dict[str, Any]:
+    kind, message = error or (None, None)
+    return {"run_id": run_id, "line_no": line.line_no, "line_id": line.id, "status": status,
+            "attempts": 1 if row is not None else 0, "attempt_id": row["id"] if row else None,
+            "error_kind": kind, "error_message": message, "answer": answer}
+
+
+def backoff_delay(attempt: int, base: float, retry_after: float | None) -> float:
+    """The vendor's Retry-After when it gave one, else exponential; jittered so that
+    workers told to wait together do not all come back in the same instant."""
+    if retry_after is not None:
+        return retry_after + random.uniform(0, min(1.0, retry_after * 0.1))
+    delay = min(MAX_BACKOFF, base * 2 ** (attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+class Runner:
+    def __init__(self, config: Config, keys: KeyRing, store: Store, run_id: str, options: BatchOptions,
+                 tally: Tally, *, notify: Callable[[str, str], None], commit: Callable[..., None]) -> None:
+        self.config, self.keys, self.store = config, keys, store
+        self.run_id, self.options, self.tally = run_id, options, tally
+        self.notify = notify  # (kind, text): one line for the person at the terminal; kind error|warning|note
+        self.engine = Engine(config, None, keys)  # for decide() only: the writer records
+        self.price_of = PriceMemo(config)
+        self.writer = GroupWriter(commit, on_commit=self._committed)
+        self.interrupted = False
+        self._stop = asyncio.Event()
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._crashed: list[BaseException] = []
+        self._providers: dict[str, AsyncHttpProvider] = {}
+        self._limiters: dict[str, Limiter] = {}
+        self._secrets = keys.secrets()
+        self._said: set[str] = set()
+        self._bad_shown = 0
+
+    async def run(self, lines: Iterable[InputLine], skip: set[int]) -> None:
+        loop = asyncio.get_running_loop()
+        self.writer.start()
+        handled = self._catch_signals(loop)
+        try:
+            await self._feed(loop, lines, skip)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+            await self.writer.close()  # raises the ledger's error, if it had one
+            await self._close_clients()
+        if self._crashed:
+            raise self._crashed[0]
+
+    async def _feed(self, loop: asyncio.AbstractEventLoop, lines: Iterable[InputLine], skip: set[int]) -> None:
+        for count, line in enumerate(lines):
+            if line.line_no in skip:
+                if count % 1000 == 999:
+                    await asyncio.sleep(0)  # a long run of finished lines must not starve the requests in flight
+                continue
+            await self._slots.acquire()
+            if self._stop.is_set() or self.writer.error is not None or self._crashed:
+                self._slots.release()
+                return
+            task = loop.create_task(self._line(line))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            if error is not self.writer.error:
+                self._crashed.append(error)  # a bug, not a line's failure: stop feeding, report it
+            self._stop.set()
+
+    def interrupt(self) -> None:
+        """First Ctrl-C: send nothing new, let requests in flight finish and be recorded. Second: abandon them."""
+        if not self.interrupted:
+            self.interrupted = True
+            self._stop.set()
+            self.notify("note", f"stopping: waiting for {len(self._tasks)} requests in flight to be answered "
+                                "and recorded (Ctrl-C again abandons them)")
+            return
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _catch_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        handled = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self.interrupt)
+                handled.append(signum)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or not Unix
+                pass
+        return handled
+
+    def _committed(self, group: list[Item]) -> None:
+        for item in group:
+            self.tally.add(item)
+
+    # ------------------------------------------------------------ one line
+
+    async def _line(self, line: InputLine) -> None:
+        try:
+            await self._handle(line)
+        finally:
+            self._slots.release()  # only now: the line's result is committed (or the run is stopping)
+
+    async def _handle(self, line: InputLine) -> None:
+        if line.request is None:
+            return await self._invalid(line, line.error or f"line {line.line_no}: unusable")
+        try:
+            decision = self.engine.decide(line.request, dry_run=self.options.dry_run)
+            if not self.options.dry_run:
+                refuse_tools(line.request)
+        except RoutecliError as exc:
+            return await self._invalid(line, f"line {line.line_no}: {exc}")
+        if self.options.dry_run:
+            row = base_row(line.request, decision, self.config, "batch", self.run_id)
+            return await self.writer.put(Item(row, line_update(line, "dry-run", row, run_id=self.run_id)), wait=True)
+        await self._send(line, decision)
+
+    async def _invalid(self, line: InputLine, message: str) -> None:
+        message = redact(message, self._secrets)
+        if self._bad_shown < SHOWN_BAD_LINES:
+            self.notify("error", message)
+        elif self._bad_shown == SHOWN_BAD_LINES:
+            self.notify("error", f"more bad lines; `routecli runs show {self.run_id}` lists them all")
+        self._bad_shown += 1
+        update = line_update(line, "invalid", None, run_id=self.run_id, error=("invalid", message))
+        await self.writer.put(Item(None, update), wait=True)
+
+    async def _send(self, line: InputLine, decision: Decision) -> None:
+        request = line.request
+        assert request is not None
+        name = decision.model.provider
+        provider, limiter = self._provider(name), self._limiter(name)
+        tokens = estimate_tokens(request)
+        request_id = None
+        for attempt in range(1, self.options.max_retries + 2):
+            if not await limiter.acquire(tokens, self._stop):
+                return  # stopping: this attempt was never sent
+            row = base_row(request, decision, self.config, "batch", self.run_id)
+            request_id = request_id or row["id"]  # every attempt of a line shares the first one's id
+            row["request_id"] = request_id
+            started = time.perf_counter()
+            try:
+                reply = await provider.complete(request, decision.model.model, stream=self.options.stream)
+            except ProviderError as exc:
+                limiter.settle(tokens, None)
+                if not await self._failed(line, row, exc, attempt, started, limiter):
+                    return
+                continue
+            except asyncio.CancelledError:  # a second Ctrl-C: the call may have been billed, so record it
+                mark_failed(row, "interrupted", "abandoned by a second Ctrl-C", _ms(started), "", self.config)
+                self.writer.put_nowait(Item(row, line_update(line, "pending", row, run_id=self.run_id,
+                                                             error=("interrupted", row["error_message"]))))
+                raise
+            outcome = priced(row, decision, reply, self.config, self.price_of)
+            limiter.settle(tokens, reply.usage)
+            for warning in outcome.warnings:
+                self._say_once(warning)
+            kept = None if self.config.save_text else reply.text  # for the output file until the run is done
+            await self.writer.put(Item(row, line_update(line, "ok", row, run_id=self.run_id, answer=kept)), wait=True)
+            return
+
+    async def _failed(self, line: InputLine, row: dict[str, Any], exc: ProviderError, attempt: int,
+                      started: float, limiter: Limiter) -> bool:
+        """Record a failed attempt; True when the line should be tried again (after the wait)."""
+        message = redact(str(exc), self._secrets)
+        mark_failed(row, exc.kind, message, _ms(started), "", self.config)
+        retry = exc.kind in RETRYABLE and attempt <= self.options.max_retries
+        status = "pending" if retry else "error"
+        await self.writer.put(Item(row, line_update(line, status, row, run_id=self.run_id,
+                                                    error=(exc.kind, message))), wait=True)
+        if not retry or self._stop.is_set():
+            return False
+        delay = backoff_delay(attempt, self.options.backoff, exc.retry_after)
+        if exc.kind == "rate_limit":
+            limiter.pause(delay)  # the whole provider waits, not just this line
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+            return False  # stopping during the wait
+        except asyncio.TimeoutError:
+            return True
+
+    def _say_once(self, warning: str) -> None:
+        if warning not in self._said:  # e.g. an unknown price: once per model, not once per line
+            self._said.add(warning)
+            self.notify("warning", warning)
+
+    def _provider(self, name: str) -> AsyncHttpProvider:
+        if name not in self._providers:
+            from routecli.providers.aio import get_async_provider, make_async_client
+
+            cfg = self.config.provider(name)
+            client = make_async_client(cfg, self.options.concurrency)
+            self._providers[name] = get_async_provider(
+                cfg, api_key=self.keys.require(name), client=client, default_max_tokens=self.config.default_max_tokens
+            )
+        return self._providers[name]
+
+    def _limiter(self, name: str) -> Limiter:
+        if name not in self._limiters:
+            cfg = self.config.provider(name)
+            self._limiters[name] = Limiter(cfg.rpm, cfg.tpm)
+        return self._limiters[name]
+
+    async def _close_clients(self) -> None:
+        for provider in self._providers.values():
+            await provider.client.aclose()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
