@@ -52,6 +52,16 @@ class PriceOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class JudgeConfig:
+    """Phase 2: a small model decides requests whose score falls inside `band`."""
+
+    enabled: bool = False
+    model: ModelRef | None = None
+    band: tuple[float, float] = (0.4, 0.6)
+    timeout: float = 5.0  # seconds; past it the phase-1 decision stands
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     tier_order: tuple[str, ...]
@@ -66,6 +76,7 @@ class Config:
     default_max_tokens: int = 4096  # answer cap when the request sets none (Anthropic requires one)
     agent_min_tier: Mapping[str, str] = field(default_factory=dict)  # agent -> lowest tier it may get
     domain_min_tier: Mapping[str, str] = field(default_factory=dict)  # signals' domain -> lowest tier
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     source_path: Path | None = None  # the file it was read from, if any
 
     def provider(self, name: str) -> ProviderConfig:

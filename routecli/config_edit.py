@@ -74,6 +74,8 @@ def parse_value(kind: str, text: str, key: str) -> Any:
             raise ConfigError(f"Config key {key}: give INPUT,OUTPUT[,CACHED_INPUT] in USD per 1M tokens, got {text!r}")
         names = ("input_mtok", "output_mtok", "cached_input_mtok")
         return {name: parse_value("float", number, f"{key}.{name}") for name, number in zip(names, numbers)}
+    if kind == "floats":
+        return [parse_value("float", item, key) for item in text.strip("[]").split(",") if item.strip()]
     if kind == "bool":
         if text.lower() not in ("true", "false"):
             raise ConfigError(f"Config key {key}: must be true or false, got {text!r}")

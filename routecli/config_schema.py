@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from routecli.config import (
     PROVIDER_KINDS,
     Config,
+    JudgeConfig,
     ModelCaps,
     PriceOverride,
     ProviderConfig,
@@ -48,6 +49,10 @@ SETTABLE: dict[str, str] = {
     "store.save_text": "bool",
     "limits.max_prompt_chars": "int",
     "limits.default_max_tokens": "int",
+    "judge.enabled": "bool",
+    "judge.model": "str",
+    "judge.band": "floats",
+    "judge.timeout": "float",
     "policies.agent_min_tier.<agent>": "str",
     "policies.domain_min_tier.<domain>": "str",
 }
@@ -253,6 +258,7 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
         save_text=_bool(_table(raw, "store").get("save_text", True), "store.save_text"),
         max_prompt_chars=_integer(limits.get("max_prompt_chars", 1_000_000), "limits.max_prompt_chars"),
         default_max_tokens=_integer(limits.get("default_max_tokens", 4096), "limits.default_max_tokens"),
+        judge=_judge(_table(raw, "judge"), providers),
         agent_min_tier=agent_min,
         domain_min_tier=domain_min,
         source_path=source,
@@ -274,3 +280,20 @@ def _policies(policies: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[di
                 raise _fail(f"policies.{name}.{key}", f"unknown domain; domains: {', '.join(DOMAINS)}")
         tables.append(dict(table))
     return tables[0], tables[1]
+
+
+def _judge(judge: Mapping[str, Any], providers: Mapping[str, ProviderConfig]) -> JudgeConfig:
+    band = judge.get("band", [0.4, 0.6])
+    if (
+        not isinstance(band, list) or len(band) != 2
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in band)
+        or not 0.0 <= band[0] <= band[1] <= 1.0
+    ):
+        raise _fail("judge.band", f"must be [low, high] with 0 <= low <= high <= 1, got {band!r}")
+    model = judge.get("model")
+    return JudgeConfig(
+        enabled=_bool(judge.get("enabled", False), "judge.enabled"),
+        model=None if model in (None, "") else _ref(model, "judge.model", providers),
+        band=(float(band[0]), float(band[1])),
+        timeout=_number(judge.get("timeout", 5.0), "judge.timeout"),
+    )

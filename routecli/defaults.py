@@ -102,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "prices": {f"{name}:*": {"input_mtok": 0, "output_mtok": 0} for name in LOCAL_PROVIDERS},
     "providers": _providers(),
     "http": {"connect_timeout": 10.0, "read_timeout": 120.0},
+    "judge": {"enabled": False, "model": "openai:gpt-5.4-nano", "band": [0.4, 0.6], "timeout": 5.0},
     "policies": {
         "agent_min_tier": {"critical": "standard"},
         "domain_min_tier": {"medical": "standard", "legal": "standard"},
@@ -125,6 +126,11 @@ SECTION_COMMENTS: dict[str, str] = {
     "models": (
         "Capabilities per model: vision = true lets a model receive images; tools = false keeps\n"
         "requests with tools away; context_window (tokens) overrides the genai-prices figure."
+    ),
+    "judge": (
+        "Phase 2 (opt-in): requests whose score falls inside band are classified by this small\n"
+        "model, which must answer JSON {\"tier\", \"reason\"} within timeout seconds; answers are\n"
+        "cached in the ledger; on any failure the phase-1 decision stands (and the note says so)."
     ),
     "policies": (
         "Lowest tier per agent (--agent) and per detected domain (medical, legal, financial,\n"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.config import Config
 from routecli.domain import Decision, ModelRef, Reply, Request, Usage
-from routecli.errors import MissingKeyError, ProviderError, UsageError, redact
+from routecli.errors import MissingKeyError, ProviderError, RoutecliError, UsageError, redact
 from routecli.keys import KeyRing
 from routecli.routing import classify
 from routecli.routing.choose import choose
@@ -92,8 +92,13 @@ class Engine:
         stream: bool = True,
         on_text: Callable[[str], None] | None = None,
     ) -> Outcome:
+        from routecli.store import new_id
+
         decision = self.decide(request, dry_run=dry_run)
-        row = base_row(request, decision, self.config, source, run_id)
+        attempt_id = new_id()
+        if not dry_run:
+            decision = self.judge(request, decision, attempt_id)
+        row = base_row(request, decision, self.config, source, run_id, attempt_id)
         if dry_run:
             return self._finish(row, Outcome(row["id"], decision, "dry-run"))
         refuse_tools(request)
@@ -115,6 +120,52 @@ class Engine:
             raise
         return self._finish(row, priced(row, decision, reply, self.config))
 
+    def judge(self, request: Request, decision: Decision, request_id: str) -> Decision:
+        """Phase 2: let the configured judge re-decide an ambiguous score; on any failure keep phase 1."""
+        from routecli.routing import apply_min_tier
+        from routecli.routing.judge import in_band
+
+        settings, verdict = self.config.judge, decision.verdict
+        if not settings.enabled or settings.model is None or self.store is None:
+            return decision
+        if verdict.phase == "explicit" or not in_band(verdict.score, settings.band):
+            return decision
+        try:
+            tier, why, cached = self._judged_tier(request, decision, request_id)
+        except RoutecliError as exc:
+            kind = getattr(exc, "kind", "unusable answer")
+            note = f"judge fallback ({kind}): {exc}; the phase-1 decision stands"
+            return replace(decision, notes=decision.notes + (note,))
+        reasons = verdict.reasons + (f"judge{' (cached)' if cached else ''}: {tier}" + (f", {why}" if why else ""),)
+        tier, raised = apply_min_tier(tier, request, dict(verdict.signals), self.config)
+        judged = replace(verdict, tier=tier, phase="judge", reasons=reasons + raised)
+        return choose(judged, request, self.config, self.keys.has, self._window_of)
+
+    def _judged_tier(self, request: Request, decision: Decision, request_id: str) -> tuple[str, str, bool]:
+        """(tier, reason, from cache); the judge's own call is a ledger row linked by request_id."""
+        from routecli.routing.judge import cache_key, judge_request, parse_verdict
+        from routecli.store import judge_cache
+
+        ref = self.config.judge.model
+        key = cache_key(request)
+        cached = judge_cache.lookup(self.store, key, str(ref))
+        if cached:
+            return cached[0], cached[1], True
+        asked = judge_request(request, self.config.tier_order)
+        judging = Decision(decision.verdict, ref, "judge")
+        row = base_row(asked, judging, self.config, "judge", None)
+        row["request_id"] = request_id
+        started = time.perf_counter()
+        try:
+            reply = self._call(judging, asked, False, lambda _text: None, timeout=self.config.judge.timeout)
+        except ProviderError as exc:
+            self._record_failure(row, judging, exc.kind, str(exc), started, "")
+            raise
+        self._finish(row, priced(row, judging, reply, self.config))
+        tier, why = parse_verdict(reply.text, self.config.tier_order)
+        judge_cache.save(self.store, key, str(ref), tier, why, row["id"])
+        return tier, why, False
+
     def _window_of(self, ref: ModelRef) -> int | None:
         from routecli.pricing import context_window
 
@@ -125,16 +176,23 @@ class Engine:
             client.close()
         self._clients.clear()
 
-    def _call(self, decision: Decision, request: Request, stream: bool, on_text: Callable[[str], None]) -> Reply:
+    def _call(
+        self, decision: Decision, request: Request, stream: bool, on_text: Callable[[str], None],
+        *, timeout: float | None = None,
+    ) -> Reply:
         from routecli.providers import get_provider, make_client
 
         cfg = self.config.provider(decision.model.provider)
         api_key = self.keys.require(cfg.name)
-        if cfg.name not in self._clients:
+        slot = cfg.name
+        if timeout is not None:  # the judge's own, shorter limit gets its own client
+            cfg = replace(cfg, read_timeout=timeout, connect_timeout=min(cfg.connect_timeout, timeout))
+            slot = f"{cfg.name}@{timeout}"
+        if slot not in self._clients:
             factory = self._client_factory or make_client
-            self._clients[cfg.name] = factory(cfg)
+            self._clients[slot] = factory(cfg)
         provider = get_provider(
-            cfg, api_key=api_key, client=self._clients[cfg.name], default_max_tokens=self.config.default_max_tokens
+            cfg, api_key=api_key, client=self._clients[slot], default_max_tokens=self.config.default_max_tokens
         )
         return provider.complete(request, decision.model.model, stream=stream, on_text=on_text)
 
@@ -241,12 +299,15 @@ def price_warnings(decision: Decision, reply: Reply, cost: Price | None, config:
     return []
 
 
-def base_row(request: Request, decision: Decision, config: Config, source: str, run_id: str | None) -> dict[str, Any]:
+def base_row(
+    request: Request, decision: Decision, config: Config, source: str, run_id: str | None,
+    attempt_id: str | None = None,
+) -> dict[str, Any]:
     from routecli.store import new_id, sha256_text
 
     verdict = decision.verdict
     prompt = request.last_user_text
-    attempt_id = new_id()
+    attempt_id = attempt_id or new_id()
     return {
         "id": attempt_id,
         "request_id": attempt_id,

@@ -66,3 +66,18 @@ def vendor(vendor_root, isolated_home, monkeypatch):
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.setenv(var, VENDOR_KEY)
     return vendor_root
+
+
+def ledger_rows():
+    """Every attempt in the test's ledger, oldest first."""
+    from sqlmodel import Session, select
+
+    from routecli.config import db_location
+    from routecli.store import Attempt, open_store
+
+    store = open_store(db_location())
+    try:
+        with Session(store.engine) as session:
+            return list(session.exec(select(Attempt).order_by(Attempt.id)))
+    finally:
+        store.close()

@@ -41,6 +41,7 @@ Directives, in the last user message: [[name=value name2 ...]], any number of bl
   error=TYPE        stream: an in-stream error after the first events (Anthropic `event: error`
                     of that type, e.g. overloaded_error; OpenAI/Gemini a data: {"error": ...})
   words=N           answer "word1 word2 ... wordN" instead of the echo
+  reply_b64=B       answer exactly the UTF-8 text base64 B encodes (e.g. a judge's JSON)
   cached=N          report N cached prompt tokens (a subset of input)
   reasoning=N       report N reasoning tokens (Anthropic: a thinking block; Gemini: a thought part)
   times=N           apply the failure directives (status, delay, slow, malformed, cut, drop,
@@ -51,6 +52,7 @@ Directives, in the last user message: [[name=value name2 ...]], any number of bl
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -98,6 +100,8 @@ class Plan:
         self.model, self.stream = model, stream
         words = int(self.flags.get("words", 0))
         self.words = [f"word{i}" for i in range(1, words + 1)] if words else ["echo:", *clean.split()]
+        if "reply_b64" in self.flags:  # an exact answer, e.g. JSON for a judge
+            self.words = base64.b64decode(self.flags["reply_b64"]).decode("utf-8").split(" ")
         self.cached = int(self.flags.get("cached", 0))
         self.reasoning = int(self.flags.get("reasoning", 0))
         self.input_tokens = sum(len(DIRECTIVE.sub(" ", text).split()) for text in texts) + self.cached

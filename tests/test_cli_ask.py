@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 import fakevendor
 from conftest import VENDOR_KEY
+from conftest import ledger_rows
 from routecli.cli import app
-from routecli.config import db_location, load_config
-from routecli.store import open_store
+from routecli.config import load_config
 
 runner = CliRunner()
 
@@ -19,17 +19,7 @@ def run(*args, input=None):
     return runner.invoke(app, list(args), input=input)
 
 
-def rows():
-    store = open_store(db_location())
-    try:
-        from sqlmodel import Session, select
-
-        from routecli.store import Attempt
-
-        with Session(store.engine) as session:
-            return list(session.exec(select(Attempt).order_by(Attempt.id)))
-    finally:
-        store.close()
+rows = ledger_rows
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])

@@ -154,7 +154,7 @@ def test_unknown_provider_lookup_names_the_fix():
         ('[routing]\ntier_ordr = ["cheap"]\n', "routing.tier_ordr: is not a setting"),
         ('[providers.openai]\napi_key = "sk-oops"\n', "keys under providers: <name>.api_key_env"),
         ('[prices."openai:x"]\ninput_mtok = 1\noutput_mtok = 1\ninptu = 2\n', "prices.openai:x.inptu"),
-        ("[colours]\nred = 1\n", "sections: http, limits"),
+        ("[colours]\nred = 1\n", "sections: http, judge, limits"),
     ],
 )
 def test_misspelt_keys_are_refused_not_ignored(isolated_home, text, fragment):

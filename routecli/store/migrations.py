@@ -119,6 +119,24 @@ def m002_runs(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_attempts_run_id ON attempts (run_id)")
 
 
+@migration
+def m003_judge_cache(conn: Connection) -> None:
+    """Phase-2 judge answers, keyed by a hash of the request's last two messages and the judge model."""
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE judge_cache (
+            key TEXT NOT NULL,
+            judge_model TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            attempt_id TEXT REFERENCES attempts (id),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (key, judge_model)
+        )
+        """
+    )
+
+
 def applied(engine: Engine) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     with engine.connect() as conn:

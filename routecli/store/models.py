@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 from ulid import ULID
 
-SOURCES = ("ask", "batch", "route")
+SOURCES = ("ask", "batch", "route", "judge")  # judge: a phase-2 routing call, linked by request_id
 STATUSES = ("ok", "error", "skipped", "dry-run")
 
 # Fixed width, so text order is time order on every backend and `>=` on strings is correct.
