@@ -130,7 +130,8 @@ SECTION_COMMENTS: dict[str, str] = {
     "judge": (
         "Phase 2 (opt-in): requests whose score falls inside band are classified by this small\n"
         "model, which must answer JSON {\"tier\", \"reason\"} within timeout seconds; answers are\n"
-        "cached in the ledger; on any failure the phase-1 decision stands (and the note says so)."
+        "cached in the ledger; on any failure the phase-1 decision stands (and the note says so).\n"
+        "ask and batch consult it; route and dry runs never call a model, so they use phase 1."
     ),
     "policies": (
         "Lowest tier per agent (--agent) and per detected domain (medical, legal, financial,\n"

@@ -65,3 +65,18 @@ def test_explicit_choices_and_dry_runs_skip_the_judge(judged):
     assert runner.invoke(app, ["ask", "--dry-run", "hi"]).exit_code == 0
     assert {r.source for r in rows()} == {"ask"} and fakevendor.requests_log(judged)[0]["path"].endswith("/chat/completions")
     assert len(fakevendor.requests_log(judged)) == 1
+
+
+def test_batch_lines_are_judged_too(judged, tmp_path):
+    from batchkit import write_prompts
+
+    verdict = reply('{"tier": "premium", "reason": "hard"}')
+    prompts = write_prompts(tmp_path / "p.jsonl", [{"id": str(i), "prompt": f"question {i} {verdict}"} for i in range(3)])
+    result = runner.invoke(app, ["batch", str(prompts), "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    by_source = {}
+    for row in rows():
+        by_source.setdefault(row.source, []).append(row)
+    assert len(by_source["judge"]) == 3 and len(by_source["batch"]) == 3
+    assert {r.request_id for r in by_source["judge"]} == {r.request_id for r in by_source["batch"]}
+    assert all(r.phase == "judge" and r.tier == "premium" for r in by_source["batch"])

@@ -22,6 +22,7 @@ from routecli.batch.writer import GroupWriter, Item
 from routecli.engine import Engine, PriceMemo, base_row, mark_failed, priced, refuse_tools
 from routecli.errors import ProviderError, RoutecliError, redact
 from routecli.inputs import InputLine
+from routecli.store import new_id
 
 if TYPE_CHECKING:
     from routecli.config import Config
@@ -114,6 +115,8 @@ class Runner:
         self.run_id, self.options, self.tally = run_id, options, tally
         self.notify = notify  # (kind, text): one line for the person at the terminal; kind error|warning|note
         self.engine = Engine(config, None, keys)  # for decide() only: the writer records
+        # the phase-2 judge is a sync call with its own ledger rows: it runs in a worker thread
+        self.judge = Engine(config, store, keys) if config.judge.enabled and not options.dry_run else None
         self.price_of = PriceMemo(config)
         self.writer = GroupWriter(commit, on_commit=self._committed)
         self.interrupted = False
@@ -140,6 +143,8 @@ class Runner:
                 loop.remove_signal_handler(signum)
             await self.writer.close()  # raises the ledger's error, if it had one
             await self._close_clients()
+            if self.judge is not None:
+                self.judge.close()
         if self._crashed:
             raise self._crashed[0]
 
@@ -210,7 +215,10 @@ class Runner:
         if self.options.dry_run:
             row = base_row(line.request, decision, self.config, "batch", self.run_id)
             return await self.writer.put(Item(row, line_update(line, "dry-run", row, run_id=self.run_id)), wait=True)
-        await self._send(line, decision)
+        request_id = new_id()
+        if self.judge is not None:
+            decision = await asyncio.to_thread(self.judge.judge, line.request, decision, request_id)
+        await self._send(line, decision, request_id)
 
     async def _invalid(self, line: InputLine, message: str) -> None:
         message = redact(message, self._secrets)
@@ -222,19 +230,17 @@ class Runner:
         update = line_update(line, "invalid", None, run_id=self.run_id, error=("invalid", message))
         await self.writer.put(Item(None, update), wait=True)
 
-    async def _send(self, line: InputLine, decision: Decision) -> None:
+    async def _send(self, line: InputLine, decision: Decision, request_id: str) -> None:
         request = line.request
         assert request is not None
         name = decision.model.provider
         provider, limiter = self._provider(name), self._limiter(name)
         tokens = estimate_tokens(request)
-        request_id = None
         for attempt in range(1, self.options.max_retries + 2):
             if not await limiter.acquire(tokens, self._stop):
                 return  # stopping: this attempt was never sent
             row = base_row(request, decision, self.config, "batch", self.run_id)
-            request_id = request_id or row["id"]  # every attempt of a line shares the first one's id
-            row["request_id"] = request_id
+            row["request_id"] = request_id  # every attempt of a line (and its judge call) shares one id
             started = time.perf_counter()
             try:
                 reply = await provider.complete(request, decision.model.model, stream=self.options.stream)
