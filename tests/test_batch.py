@@ -175,7 +175,7 @@ def test_dry_run_routes_records_and_calls_nothing(vendor, tmp_path):
 
 
 def test_group_commit_uses_few_small_transactions(vendor, tmp_path):
-    result = batch(str(prompts(tmp_path, [f"q [[delay=0.05]]" for _ in range(48)])), "-o",
+    result = batch(str(prompts(tmp_path, ["q [[delay=0.05]]" for _ in range(48)])), "-o",
                    str(tmp_path / "o.jsonl"), "-c", "16")
     assert result.exit_code == 0, result.output
     transactions = int(result.stderr.split(" transactions")[0].rsplit(" ", 1)[1])

@@ -7,7 +7,6 @@ import os
 import stat
 from datetime import datetime, timezone
 
-import pytest
 from typer.testing import CliRunner
 
 from routecli.cli import app

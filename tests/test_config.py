@@ -1,5 +1,3 @@
-import os
-import stat
 import tomllib
 
 import pytest

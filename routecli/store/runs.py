@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import Boolean, Column, Connection, Integer, MetaData, Table, Text, case, func, insert, select, text, update
+from sqlalchemy import Boolean, Column, Connection, Integer, MetaData, Table, Text, case, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from routecli.errors import StoreError
