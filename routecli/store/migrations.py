@@ -137,6 +137,95 @@ def m003_judge_cache(conn: Connection) -> None:
     )
 
 
+@migration
+def m004_guards(conn: Connection) -> None:
+    """What the guard rails need: linked attempts (retry, fallback, escalation), cache hits and
+    the answer's confidence on each attempt; budget counters and holds; circuit breakers; the
+    response cache; alerts."""
+    for column in (
+        "parent_id TEXT",  # the attempt this one follows: a retry, a fallback or an escalation
+        "step TEXT NOT NULL DEFAULT 'first'",  # first | retry | fallback | escalation
+        "cache_kind TEXT",  # NULL, or exact | similar: answered from the cache, no call made
+        "cache_source_id TEXT",  # the attempt whose answer the cache reused
+        "similarity DOUBLE PRECISION",
+        "saved_micros BIGINT",  # what a cache hit saved: the cost of the call it replaced
+        "confidence DOUBLE PRECISION",  # assess(): how sure we are the answer is good
+        "caller TEXT",  # who asked through `routecli serve`
+    ):
+        conn.exec_driver_sql(f"ALTER TABLE attempts ADD COLUMN {column}")
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE budget_spend (
+            key TEXT NOT NULL PRIMARY KEY,
+            spent_micros BIGINT NOT NULL,
+            reserved_micros BIGINT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE budget_holds (
+            id TEXT NOT NULL PRIMARY KEY,
+            keys TEXT NOT NULL,
+            micros BIGINT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE breakers (
+            target TEXT NOT NULL PRIMARY KEY,
+            state TEXT NOT NULL,
+            consecutive INTEGER NOT NULL,
+            window_started TEXT NOT NULL,
+            window_calls INTEGER NOT NULL,
+            window_failures INTEGER NOT NULL,
+            opened_at TEXT,
+            probe_at TEXT,
+            last_error TEXT,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE response_cache (
+            key TEXT NOT NULL PRIMARY KEY,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            usage TEXT NOT NULL,
+            attempt_id TEXT,
+            cost_micros BIGINT,
+            hits INTEGER NOT NULL,
+            saved_micros BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_hit_at TEXT
+        )
+        """
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_response_cache_expires ON response_cache (expires_at)")
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE alerts (
+            id TEXT NOT NULL PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            message TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            dedupe_key TEXT,
+            acknowledged_at TEXT
+        )
+        """
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_alerts_open ON alerts (acknowledged_at, created_at)")
+    conn.exec_driver_sql("CREATE INDEX ix_alerts_dedupe ON alerts (dedupe_key)")
+
+
 def applied(engine: Engine) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     with engine.connect() as conn:

@@ -15,7 +15,8 @@ from sqlmodel import Field, SQLModel
 from ulid import ULID
 
 SOURCES = ("ask", "batch", "route", "judge")  # judge: a phase-2 routing call, linked by request_id
-STATUSES = ("ok", "error", "skipped", "dry-run")
+STATUSES = ("ok", "error", "skipped", "dry-run")  # skipped: refused before any call (budget, open breaker)
+STEPS = ("first", "retry", "fallback", "escalation")
 
 # Fixed width, so text order is time order on every backend and `>=` on strings is correct.
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -116,6 +117,14 @@ class Attempt(SQLModel, table=True):
     baseline_model: Optional[str] = None
     baseline_cost_micros: Optional[int] = Field(default=None, sa_type=BigInteger)
     price_source: Optional[str] = None
+    parent_id: Optional[str] = None
+    step: str = "first"
+    cache_kind: Optional[str] = None
+    cache_source_id: Optional[str] = None
+    similarity: Optional[float] = Field(default=None, sa_type=Double)
+    saved_micros: Optional[int] = Field(default=None, sa_type=BigInteger)
+    confidence: Optional[float] = Field(default=None, sa_type=Double)
+    caller: Optional[str] = None
 
 
 ATTEMPTS = Attempt.__table__
@@ -137,6 +146,9 @@ def check_row(fields: dict[str, Any]) -> dict[str, Any]:
     row["id"] = row["id"] or new_id()
     row["request_id"] = row["request_id"] or row["id"]
     row["created_at"] = row["created_at"] or utcnow()
+    row["step"] = row["step"] or "first"
+    if row["step"] not in STEPS:
+        raise ValueError(f"attempt step must be one of {STEPS}, got {row['step']!r}")
     if row["source"] not in SOURCES:
         raise ValueError(f"attempt source must be one of {SOURCES}, got {row['source']!r}")
     if row["status"] not in STATUSES:
