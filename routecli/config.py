@@ -16,10 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
+from routecli.config_guards import Guards
 from routecli.domain import ModelRef
 from routecli.errors import ConfigError, UsageError
 
-PROVIDER_KINDS = ("openai", "anthropic", "gemini")
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "llamacpp")  # llamacpp: in-process, no base_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class ProviderConfig:
     pricing_provider: str | None = None  # genai-prices provider id, for proxies; else found by base_url
     rpm: int | None = None  # requests per minute `routecli batch` keeps under; None: no limit
     tpm: int | None = None  # tokens (prompt + answer) per minute, likewise
+    threads: int | None = None  # llamacpp: CPU threads; None: half the cores generate, all read the prompt
+    context_size: int = 4096  # llamacpp: tokens of prompt + answer the loaded model holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,31 @@ class JudgeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationConfig:
+    """Retry one tier up when routing.assess scores an answer below `threshold`."""
+
+    enabled: bool = True
+    threshold: float = 0.7  # 0..1; an answer with no warning sign scores 0.9
+    max_escalations: int = 1  # per request; 0 assesses and records, never retries
+
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    """[alerts]: rules checked after each run and by `routecli alerts`; a rule set to 0 is off."""
+
+    enabled: bool = True
+    window_hours: float = 24.0  # the rate rules look this far back
+    min_requests: int = 20  # fewer requests (or calls, for a model) than this prove nothing
+    budget_share: float = 0.8  # a [budgets] limit this share spent
+    escalation_rate: float = 0.3  # share of requests escalated
+    error_rate: float = 0.2  # share of one model's calls that failed
+    anomaly_factor: float = 3.0  # today's spend above k x the median day...
+    anomaly_days: int = 7  # ...of this many days before it
+    min_savings: float = 0.1  # share saved against the baseline
+    min_confidence: float = 0.5  # mean confidence of answers
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     providers: Mapping[str, ProviderConfig]
     tier_order: tuple[str, ...]
@@ -77,6 +105,9 @@ class Config:
     agent_min_tier: Mapping[str, str] = field(default_factory=dict)  # agent -> lowest tier it may get
     domain_min_tier: Mapping[str, str] = field(default_factory=dict)  # signals' domain -> lowest tier
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    guards: Guards = field(default_factory=Guards)  # budgets, fallbacks, breakers, cache
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     source_path: Path | None = None  # the file it was read from, if any
 
     def provider(self, name: str) -> ProviderConfig:

@@ -9,12 +9,15 @@ from typing import Any, Mapping
 
 from routecli.config import (
     PROVIDER_KINDS,
+    AlertConfig,
     Config,
+    EscalationConfig,
     JudgeConfig,
     ModelCaps,
     PriceOverride,
     ProviderConfig,
 )
+from routecli.config_guards import GUARD_SETTABLE, build_guards
 from routecli.domain import ModelRef
 from routecli.errors import ConfigError, UsageError
 
@@ -37,6 +40,8 @@ SETTABLE: dict[str, str] = {
     "providers.<name>.pricing_provider": "str",
     "providers.<name>.rpm": "int",
     "providers.<name>.tpm": "int",
+    "providers.<name>.threads": "int",
+    "providers.<name>.context_size": "int",
     "models.<provider:model>.vision": "bool",
     "models.<provider:model>.tools": "bool",
     "models.<provider:model>.context_window": "int",
@@ -55,6 +60,14 @@ SETTABLE: dict[str, str] = {
     "judge.timeout": "float",
     "policies.agent_min_tier.<agent>": "str",
     "policies.domain_min_tier.<domain>": "str",
+    **GUARD_SETTABLE,
+    "escalation.enabled": "bool",
+    "escalation.threshold": "float",
+    "escalation.max_escalations": "int",
+    **{f"alerts.{name}": kind for name, kind in (
+        ("enabled", "bool"), ("window_hours", "float"), ("min_requests", "int"), ("budget_share", "float"),
+        ("escalation_rate", "float"), ("error_rate", "float"), ("anomaly_factor", "float"), ("anomaly_days", "int"),
+        ("min_savings", "float"), ("min_confidence", "float"))},
 }
 
 
@@ -139,8 +152,8 @@ def _provider(name: str, entry: Any, http: Mapping[str, Any]) -> ProviderConfig:
     kind = entry.get("kind")
     if kind not in PROVIDER_KINDS:
         raise _fail(f"{key}.kind", f"must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
-    base_url = entry.get("base_url")
-    if not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url):
+    base_url = entry.get("base_url", "" if kind == "llamacpp" else None)  # llamacpp runs in-process
+    if kind != "llamacpp" and (not isinstance(base_url, str) or not re.match(r"^https?://[^\s/]+", base_url)):
         raise _fail(f"{key}.base_url", f"must be an http(s) URL, got {base_url!r}")
     env = entry.get("api_key_env")
     if env is not None and (not isinstance(env, str) or not ENV_NAME.match(env)):
@@ -153,8 +166,10 @@ def _provider(name: str, entry: Any, http: Mapping[str, Any]) -> ProviderConfig:
     if pricing is not None and (not isinstance(pricing, str) or not NAME.match(pricing)):
         raise _fail(f"{key}.pricing_provider", f"must be a genai-prices provider id such as openai, got {pricing!r}")
     limits = {field: None if entry.get(field) is None else _integer(entry[field], f"{key}.{field}")
-              for field in ("rpm", "tpm")}
-    return ProviderConfig(name, kind, base_url.rstrip("/"), env, **timeouts, pricing_provider=pricing, **limits)
+              for field in ("rpm", "tpm", "threads")}
+    context = _integer(entry.get("context_size", 4096), f"{key}.context_size")
+    return ProviderConfig(name, kind, str(base_url).rstrip("/"), env, **timeouts, pricing_provider=pricing,
+                          context_size=context, **limits)
 
 
 def _price(key: str, entry: Any) -> PriceOverride:
@@ -259,6 +274,9 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
         max_prompt_chars=_integer(limits.get("max_prompt_chars", 1_000_000), "limits.max_prompt_chars"),
         default_max_tokens=_integer(limits.get("default_max_tokens", 4096), "limits.default_max_tokens"),
         judge=_judge(_table(raw, "judge"), providers),
+        escalation=_escalation(_table(raw, "escalation")),
+        alerts=_alerts(_table(raw, "alerts")),
+        guards=build_guards(raw, tiers),
         agent_min_tier=agent_min,
         domain_min_tier=domain_min,
         source_path=source,
@@ -296,4 +314,38 @@ def _judge(judge: Mapping[str, Any], providers: Mapping[str, ProviderConfig]) ->
         model=None if model in (None, "") else _ref(model, "judge.model", providers),
         band=(float(band[0]), float(band[1])),
         timeout=_number(judge.get("timeout", 5.0), "judge.timeout"),
+    )
+
+
+def _escalation(table: Mapping[str, Any]) -> EscalationConfig:
+    threshold = _number(table.get("threshold", 0.7), "escalation.threshold", positive=False)
+    if not 0.0 <= threshold <= 1.0:
+        raise _fail("escalation.threshold", f"must be between 0 and 1 (0.7 by default), got {threshold!r}")
+    most = table.get("max_escalations", 1)
+    if isinstance(most, bool) or not isinstance(most, int) or most < 0:
+        raise _fail("escalation.max_escalations", f"must be a whole number, 0 or more (0: never retry), got {most!r}")
+    return EscalationConfig(_bool(table.get("enabled", True), "escalation.enabled"), threshold, most)
+
+
+_ALERT_SHARES = ("budget_share", "escalation_rate", "error_rate", "min_savings", "min_confidence")
+
+
+def _alerts(table: Mapping[str, Any]) -> AlertConfig:
+    """[alerts]; each rule's threshold 0 turns it off."""
+    default = AlertConfig()
+    values: dict[str, Any] = {"enabled": _bool(table.get("enabled", True), "alerts.enabled")}
+    for name in _ALERT_SHARES:
+        value = _number(table.get(name, getattr(default, name)), f"alerts.{name}", positive=False)
+        if not 0.0 <= value <= 1.0:
+            raise _fail(f"alerts.{name}", f"must be a share between 0 and 1 (0 turns the rule off), got {value!r}")
+        values[name] = value
+    factor = _number(table.get("anomaly_factor", default.anomaly_factor), "alerts.anomaly_factor", positive=False)
+    if factor != 0 and factor < 1:
+        raise _fail("alerts.anomaly_factor", f"must be 1 or more times the median day (0 turns it off), got {factor!r}")
+    return AlertConfig(
+        **values,
+        anomaly_factor=factor,
+        window_hours=_number(table.get("window_hours", default.window_hours), "alerts.window_hours"),
+        min_requests=_integer(table.get("min_requests", default.min_requests), "alerts.min_requests"),
+        anomaly_days=_integer(table.get("anomaly_days", default.anomaly_days), "alerts.anomaly_days"),
     )

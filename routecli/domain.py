@@ -37,6 +37,7 @@ class Request:
     tier: str | None = None  # forced tier (--tier)
     model: str | None = None  # forced "provider:model" (--model)
     tools: tuple[Mapping[str, Any], ...] = ()  # OpenAI-style function definitions, as given
+    router: str | None = None  # "CLASSIFIER[:THRESHOLD]" (--router) or "router-CLASSIFIER-THRESHOLD"
 
     @property
     def last_user_text(self) -> str:
@@ -85,6 +86,9 @@ class Verdict:
     classifier: str
     version: str
     signals: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # (A/B test, variant) whose strategy made this verdict; on the verdict, not the Decision,
+    # so it survives every re-choice (judge, fallback, escalation) that keeps the verdict
+    ab: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
+from routecli.analytics.ab import arm as ab_arm
 from routecli.config import Config
 from routecli.domain import Decision, ModelRef, Reply, Request, Usage
 from routecli.errors import MissingKeyError, ProviderError, RoutecliError, UsageError, redact
@@ -22,6 +23,7 @@ from routecli.routing.choose import choose
 if TYPE_CHECKING:
     import httpx
 
+    from routecli.analytics.ab import ABTest
     from routecli.pricing import Price
     from routecli.store import Store
 
@@ -36,6 +38,11 @@ class Outcome:
     baseline_cost: Decimal | None = None
     price_source: str | None = None
     warnings: list[str] = field(default_factory=list)
+    confidence: float | None = None  # assess(): how sure we are the answer is good
+    assessment_reasons: tuple[str, ...] = ()
+    cache_kind: str | None = None  # exact | similar: answered from the cache
+    saved_cost: Decimal | None = None  # what a cache hit saved
+    history: list[str] = field(default_factory=list)  # fallbacks, escalations, breaker changes
 
 
 def validate(request: Request, config: Config) -> None:
@@ -68,10 +75,29 @@ class Engine:
         self.keys = keys
         self._client_factory = client_factory
         self._clients: dict[str, httpx.Client] = {}
+        self.router: str | None = None  # --router: a classifier[:threshold] for requests that name none
+        # A/B hook (analytics/ab.py): the running A/B tests decide() assigns requests to, read once;
+        # a store-less engine deciding for a caller that records (batch's runner) is handed them
+        self.ab: tuple[ABTest, ...] = ()
+        if store is not None:
+            from routecli.analytics.ab_store import running_tests
+
+            self.ab = running_tests(store)
 
     def decide(self, request: Request, *, dry_run: bool = False) -> Decision:
         validate(request, self.config)
-        verdict = classify(request, self.config)
+        router = request.router or self.router
+        if router:  # a router named for this request (or command) wins over any A/B test
+            from routecli.analytics.ab import router_strategy
+
+            strategy = router_strategy(router)
+            verdict = classify(request, strategy.apply(self.config))
+            verdict = replace(verdict, reasons=verdict.reasons + (f"router {strategy.text}",))
+        else:
+            arm = ab_arm(request, self.ab, self.config)  # A/B hook: None, or ((test, variant), config to classify with)
+            verdict = classify(request, arm[1] if arm else self.config)
+            if arm:
+                verdict = replace(verdict, ab=arm[0])
         try:
             return choose(verdict, request, self.config, self.keys.has, self._window_of)
         except MissingKeyError as exc:
@@ -91,34 +117,29 @@ class Engine:
         dry_run: bool = False,
         stream: bool = True,
         on_text: Callable[[str], None] | None = None,
+        on_restart: Callable[[str], None] | None = None,
+        use_cache: bool = True,
+        run_budget: Decimal | None = None,
     ) -> Outcome:
+        """Answer one request through the guards (breaker, budget, cache, fallback, escalation).
+        on_restart(note): the text streamed so far is being replaced by another attempt's."""
+        from routecli.flow import Flow
+        from routecli.guard.gate import Gate
         from routecli.store import new_id
 
         decision = self.decide(request, dry_run=dry_run)
         attempt_id = new_id()
         if not dry_run:
             decision = self.judge(request, decision, attempt_id)
-        row = base_row(request, decision, self.config, source, run_id, attempt_id)
         if dry_run:
+            row = base_row(request, decision, self.config, source, run_id, attempt_id)
             return self._finish(row, Outcome(row["id"], decision, "dry-run"))
         refuse_tools(request)
-        partial: list[str] = []
-
-        def collect(delta: str) -> None:
-            partial.append(delta)
-            if on_text:
-                on_text(delta)
-
-        started = time.perf_counter()
-        try:
-            reply = self._call(decision, request, stream, collect)
-        except ProviderError as exc:
-            self._record_failure(row, decision, exc.kind, str(exc), started, "".join(partial))
-            raise
-        except KeyboardInterrupt:
-            self._record_failure(row, decision, "interrupted", "stopped by the user", started, "".join(partial))
-            raise
-        return self._finish(row, priced(row, decision, reply, self.config))
+        if self.store is None:
+            raise RuntimeError("Engine without a store cannot record; pass one to call models")
+        gate = Gate(self.config, self.store, run_id=run_id, run_budget=run_budget, use_cache=use_cache)
+        flow = Flow(self, gate, stream=stream, on_text=on_text, on_restart=on_restart)
+        return flow.run(request, decision, attempt_id, source=source, run_id=run_id)
 
     def judge(self, request: Request, decision: Decision, request_id: str) -> Decision:
         """Phase 2: let the configured judge re-decide an ambiguous score; on any failure keep phase 1."""
@@ -330,4 +351,6 @@ def base_row(
         "notes": list(decision.notes),
         "status": "dry-run",
         "baseline_model": str(config.baseline) if config.baseline else None,
+        "ab_test": verdict.ab[0] if verdict.ab else None,  # A/B hook: the test and variant that routed it
+        "ab_variant": verdict.ab[1] if verdict.ab else None,
     }

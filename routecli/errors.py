@@ -41,6 +41,12 @@ class StoreError(RoutecliError):
     """The ledger database cannot be opened, migrated or written."""
 
 
+class BudgetError(RoutecliError):
+    """A call would pass a spending limit and the policy is to refuse it (or nothing fits)."""
+
+    exit_code = 3
+
+
 class ProviderError(RoutecliError):
     """A call to a model failed. `kind` is one of KINDS; it is recorded in the ledger."""
 
@@ -54,6 +60,9 @@ class ProviderError(RoutecliError):
         "malformed",  # a body we cannot parse
         "bad_request",  # other 4xx, e.g. context too long, invalid parameter
         "stream_cut",  # the stream ended before the vendor said it was done
+        "context_window",  # the prompt is longer than the model's context window
+        "refusal",  # the model declined to answer (content filter, safety stop)
+        "open_circuit",  # not called: its circuit breaker is open after repeated failures
     )
 
     def __init__(

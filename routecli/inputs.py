@@ -124,6 +124,7 @@ def _request(data: dict[str, Any], base_dir: Path) -> Request:
         tier=_optional(data, "tier", str),
         model=_optional(data, "model", str),
         tools=tuple(t for t in _list(data, "tools") if isinstance(t, dict)),
+        router=_optional(data, "router", str),
     )
 
 

@@ -37,7 +37,19 @@ def write_keys_file(keys: dict[str, str], path: Path | None = None) -> Path:
     return path
 
 
+LOCAL_INSTALL = 'pip install "routecli[local]"'
+
+
+def local_runtime_installed() -> bool:
+    """Whether an in-process (llamacpp) provider can run: found without importing llama.cpp."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def missing_key_message(provider: ProviderConfig) -> str:
+    if provider.kind == "llamacpp":
+        return f"{provider.name} runs a model in-process and needs the local extra: {LOCAL_INSTALL}"
     fixes = f"set {provider.api_key_env} or run `routecli keys set {provider.name}`"
     return f"No API key for {provider.name}: {fixes}"
 
@@ -65,7 +77,11 @@ class KeyRing:
         return os.environ.get(provider.api_key_env) or self._from_file(name)
 
     def has(self, name: str) -> bool:
-        return self.config.provider(name).api_key_env is None or self.get(name) is not None
+        """Whether the provider can be called: it has its key, needs none, or (llamacpp) is installed."""
+        provider = self.config.provider(name)
+        if provider.kind == "llamacpp":
+            return local_runtime_installed()
+        return provider.api_key_env is None or self.get(name) is not None
 
     def require(self, name: str) -> str | None:
         key = self.get(name)

@@ -21,7 +21,8 @@ KEY_VARS = (
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """A fresh app dir (config, keys, database) per test; no real keys, no colour."""
+    """A fresh app dir (config, keys, database) per test; no real keys, no colour, and, like a
+    machine without `routecli[local]`, no local model (tests/test_local_tier.py asks for it)."""
     home = tmp_path / "routecli-home"
     home.mkdir()
     monkeypatch.setenv("ROUTECLI_HOME", str(home))
@@ -31,6 +32,7 @@ def isolated_home(tmp_path, monkeypatch):
     for var in KEY_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setattr("routecli.keys.local_runtime_installed", lambda: False)
     return home
 
 
@@ -54,7 +56,9 @@ def vendor(vendor_root, isolated_home, monkeypatch):
     fakevendor.reset(vendor_root)
     config = isolated_home / "config.toml"
     config.write_text(
-        "\n".join(
+        # the remote tiers only, also for the routecli processes some tests start
+        '[routing]\ntier_order = ["cheap", "standard", "premium"]\n\n'
+        + "\n".join(
             f'[providers.{name}]\nbase_url = "{vendor_root}{prefix}"\npricing_provider = "{prices}"\n'
             for name, prefix, prices in (
                 ("openai", "/v1", "openai"),

@@ -47,6 +47,7 @@ Directives, in the last user message: [[name=value name2 ...]], any number of bl
   times=N           apply the failure directives (status, delay, slow, malformed, cut, drop,
                     error) only to the first N requests with these exact messages, then answer
                     normally: "[[status=503 times=2]]" fails twice, then succeeds
+  only=M1,M2        apply the failure directives only to requests for these model ids
 """
 
 from __future__ import annotations
@@ -373,6 +374,8 @@ class Handler(BaseHTTPRequestHandler):
             flags = plan.flags
             times = int(flags.get("times", 0))
             if times and self.server.count(json.dumps(body.get("messages") or body.get("contents"))) >= times:
+                flags = {k: v for k, v in flags.items() if k not in FAILURES}
+            if "only" in flags and plan.model not in flags["only"].split(","):
                 flags = {k: v for k, v in flags.items() if k not in FAILURES}
             delay, status = float(flags.get("delay", 0)), int(flags.get("status", 0))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -140,7 +140,7 @@ def test_what_retrying_cannot_fix_is_tried_once(vendor, tmp_path, directive, kin
 
 
 def test_a_line_that_keeps_failing_ends_failed_with_its_reason_and_resume_retries_only_it(vendor, tmp_path):
-    path = prompts(tmp_path, ["down [[status=503]]", "fine", "also fine"])
+    path = prompts(tmp_path, [("down [[status=503]]", {"model": "openai:gpt-5.4-nano"}), "fine", "also fine"])
     out = tmp_path / "out.jsonl"
     first = batch(str(path), "-o", str(out), "--max-retries", "2", "--backoff", "0")
     assert first.exit_code == 1

@@ -29,7 +29,7 @@ output_mtok = 0.60
 def test_defaults_without_a_file(isolated_home):
     config = load_config()
     assert app_dir() == isolated_home
-    assert config.tier_order == ("cheap", "standard", "premium")
+    assert config.tier_order == ("local", "cheap", "standard", "premium")
     assert config.source_path is None
     assert config.baseline is not None and config.baseline.provider in config.providers
     for tier in config.tier_order:
@@ -91,7 +91,7 @@ def test_init_writes_commented_valid_toml(isolated_home):
     path = init_config()
     text = path.read_text()
     assert text.count("\n# ") >= 5  # section comments
-    assert tomllib.loads(text)["routing"]["tier_order"] == ["cheap", "standard", "premium"]
+    assert tomllib.loads(text)["routing"]["tier_order"] == ["local", "cheap", "standard", "premium"]
     assert load_config().source_path == path
     with pytest.raises(ConfigError, match="--force"):
         init_config()
@@ -152,7 +152,7 @@ def test_unknown_provider_lookup_names_the_fix():
         ('[routing]\ntier_ordr = ["cheap"]\n', "routing.tier_ordr: is not a setting"),
         ('[providers.openai]\napi_key = "sk-oops"\n', "keys under providers: <name>.api_key_env"),
         ('[prices."openai:x"]\ninput_mtok = 1\noutput_mtok = 1\ninptu = 2\n', "prices.openai:x.inptu"),
-        ("[colours]\nred = 1\n", "sections: http, judge, limits"),
+        ("[colours]\nred = 1\n", "sections: alerts, breaker, budgets"),
     ],
 )
 def test_misspelt_keys_are_refused_not_ignored(isolated_home, text, fragment):

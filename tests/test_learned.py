@@ -27,7 +27,9 @@ def test_shipped_weights_are_registered_and_named_by_their_content():
     assert version == f"learned-{digest}"
     weights = json.loads(learned.DEFAULT_WEIGHTS.read_text())
     assert weights["format"] == "routecli-learned-1" and weights["pair"]["strong"] == "gpt-4-1106-preview"
-    assert not any(key.startswith("w:") and len(key) > 40 for key in weights["tokens"])  # words, not prompts
+    # Signals and text shape only: words learned from 300 prompts name their topics and do not transfer.
+    assert weights["recipe"]["words"] is False and not any(key.startswith("w:") for key in weights["tokens"])
+    assert weights["numeric"] and any(key.startswith("simple=") for key in weights["tokens"])
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,19 @@ def test_inference_features_match_training_features():
         numeric, sparse, signals = featurize(req(text))
         example = Example("1", text, "", 1.0, 0.0, numeric=numeric, sparse=sparse, signals=signals)
         assert model.score_features(example) == pytest.approx(model.score(req(text))[0], abs=1e-12)
+
+
+def test_a_model_trained_with_words_scores_requests_as_it_scored_its_training_features():
+    texts = ["Write a python function to parse SQL", "Give me ideas for a party plan", "Solve 3x + 7 = 22 for x",
+             "Write a poem about the sea", "Solve the python parse bug"] * 4
+    examples = []
+    for i, text in enumerate(texts):
+        numeric, sparse, signals = featurize(req(text))
+        examples.append(Example(str(i), text, "", 1.0, float("Solve" in text), numeric=numeric, sparse=sparse, signals=signals))
+    model = learned.model_from(fit(examples, Recipe(words=True, bigrams=True, min_df=2)))
+    assert model.words and any(" " in key for key in model.tokens)  # words and word pairs were learned
+    for example in examples[:5]:
+        assert model.score_features(example) == pytest.approx(model.score(req(example.prompt))[0], abs=1e-12)
 
 
 def test_reasons_name_what_pushed_the_score():
@@ -88,8 +103,11 @@ def test_regularisation_pulls_toward_the_prior_and_data_can_overrule_it():
         examples.append(Example(str(i), "", "", 1.0, 0.0 if hard else 1.0, numeric={"math": float(hard)}, sparse=set()))
     flat = [0.5] * 40  # labels that say nothing about math
     assert fit(examples, Recipe(prior={}), labels=flat)["numeric"]["math"][2] == 0.0
-    assert 0.05 < fit(examples, Recipe(prior={"math": 0.3}), labels=flat)["numeric"]["math"][2] < 0.3
-    assert fit(examples, Recipe(prior={"math": 0.3}))["numeric"]["math"][2] > 1.0  # labels that do
+    pulled = Recipe(prior={"math": 0.3}, l2_numeric=0.1)
+    assert 0.05 < fit(examples, pulled, labels=flat)["numeric"]["math"][2] < 0.3
+    stronger = Recipe(prior={"math": 0.3}, l2_numeric=1.0)
+    assert fit(examples, pulled, labels=flat)["numeric"]["math"][2] < fit(examples, stronger, labels=flat)["numeric"]["math"][2]
+    assert fit(examples, pulled)["numeric"]["math"][2] > 1.0  # labels that do
 
 
 @pytest.mark.skipif(not (SHARED / "pairs.jsonl").exists(), reason="shared Arena data not checked out beside the repo")

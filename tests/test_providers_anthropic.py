@@ -190,5 +190,5 @@ def test_prompt_too_long():
     body = {"type": "error", "error": {"type": "invalid_request_error",
                                        "message": "prompt is too long: 215000 tokens > 200000 maximum"}}
     error = fail(json_response(body, 400))
-    assert error.kind == "bad_request" and "the prompt is too long for anthropic:claude-haiku-4-5" in error.message
+    assert error.kind == "context_window" and "the prompt is too long for anthropic:claude-haiku-4-5" in error.message
     assert "215000 tokens > 200000 maximum" in error.message

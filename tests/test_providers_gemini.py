@@ -85,12 +85,12 @@ def test_parse_response_skips_thoughts_and_counts_them_as_output():
     assert parsed.usage == Usage(input_tokens=1200, output_tokens=106, cached_tokens=1024, reasoning_tokens=100)
 
 
-def test_blocked_prompt_is_a_clear_bad_request():
+def test_blocked_prompt_is_a_clear_refusal():
     body = {"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]},
             "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}, "modelVersion": "gemini-2.5-flash"}
     error = fail(json_response(body))
-    assert error.kind == "bad_request"
+    assert error.kind == "refusal"
     assert error.message == ("gemini blocked the prompt: rephrase it or pick another provider with --model "
                              "(gemini said: prompt blocked, blockReason SAFETY)")
 
@@ -131,7 +131,7 @@ def test_stream_without_finish_reason_is_cut():
 
 def test_blocked_prompt_mid_stream():
     blocked = (None, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}})
-    assert fail(sse_response([blocked]), stream=True).kind == "bad_request"
+    assert fail(sse_response([blocked]), stream=True).kind == "refusal"
 
 
 def test_bad_key_400_is_an_auth_error():
@@ -169,4 +169,4 @@ def test_input_too_long():
                       "message": "The input token count (1200000) exceeds the maximum number of tokens "
                                  "allowed (1048576)."}}
     error = fail(json_response(body, 400))
-    assert error.kind == "bad_request" and "too long for gemini:gemini-2.5-flash" in error.message
+    assert error.kind == "context_window" and "too long for gemini:gemini-2.5-flash" in error.message

@@ -271,12 +271,12 @@ def test_5xx_suggests_another_tier():
     assert "try again later or pick another tier with --tier" in error.message
 
 
-def test_context_too_long_is_a_bad_request_saying_so():
+def test_context_too_long_is_a_context_window_error_saying_so():
     body = {"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages "
                                  "resulted in 130532 tokens. Please reduce the length of the messages.",
                       "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
     error = fail(json_response(body, 400))
-    assert error.kind == "bad_request"
+    assert error.kind == "context_window"
     assert "the prompt is too long for openai:gpt-5.4-mini" in error.message
 
 

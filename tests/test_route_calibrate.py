@@ -33,7 +33,7 @@ def test_route_a_file_as_json_lines_calls_and_records_nothing(vendor):
 
 
 def test_route_one_prompt_as_a_table():
-    result = run("route", "Prove that the algorithm terminates, step by step")
+    result = run("route", "Prove that the algorithm terminates, step by step, and derive its time complexity")
     assert result.exit_code == 0 and "premium" in result.stdout and "reasoning words" in result.stdout
 
 

@@ -26,9 +26,9 @@ def test_registry_and_config_agree():
     assert set(CLASSIFIERS) == set(CONFIG_CLASSIFIERS)
 
 
-def test_easy_prompt_goes_cheap_and_says_why(config):
+def test_easy_prompt_goes_to_the_local_tier_and_says_why(config):
     verdict = classify(req("What is the capital of France?"), config)
-    assert verdict.tier == "cheap"
+    assert verdict.tier == "local" == config.tier_order[0]
     assert verdict.phase == config.classifier
     assert any("simple task" in r for r in verdict.reasons)
     assert 0 <= verdict.score < config.thresholds["standard"]
@@ -102,7 +102,7 @@ def test_forced_model_needs_its_own_key(config):
 def test_agent_and_domain_floors_raise_the_tier_and_say_why(config):
     easy = "What is the capital of France?"
     critical = classify(req(easy, agent="critical"), config)
-    assert critical.tier == "standard" and "agent 'critical' needs at least standard (was cheap)" in critical.reasons
+    assert critical.tier == "standard" and "agent 'critical' needs at least standard (was local)" in critical.reasons
     medical = classify(req("What is the usual dosage of ibuprofen for a patient?"), config)
     assert medical.signals["domain"] == "medical" and medical.tier == "standard"
     forced = classify(req(easy, agent="critical", tier="cheap"), config)

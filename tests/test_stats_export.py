@@ -77,9 +77,12 @@ def test_totals(store):
         "baseline_cost_usd": "0.055000",
         "saved_usd": "0.047000",
         "saved_pct": 85.45,
+        "overhead_usd": "0.000000",
+        "cache_saved_usd": "0.000000",
     }
-    # ok latencies 50, 100, 200, 300, 400: nearest rank p50 = 3rd, p95 = 5th
-    assert totals["latency_ms"] == {"mean": 210.0, "p50": 200.0, "p95": 400.0}
+    # ok latencies 50, 100, 200, 300, 400: nearest rank p50 = 3rd, p95 = p99 = 5th
+    assert totals["latency_ms"] == {"mean": 210.0, "p50": 200.0, "p95": 400.0, "p99": 400.0}
+    assert totals["rates"] == {"error": round(1 / 6, 4), "fallback": 0.0, "escalation": 0.0, "cache_hit": 0.0}
 
 
 def test_by_tier(store):
@@ -88,7 +91,7 @@ def test_by_tier(store):
     cheap, premium, standard = by_tier["cheap"], by_tier["premium"], by_tier["standard"]
     assert (cheap["attempts"], cheap["cost_usd"], cheap["cost_unknown"]) == (3, "0.003000", 1)
     assert cheap["savings"]["rows"] == 2 and cheap["savings"]["saved_pct"] == 94.0
-    assert cheap["latency_ms"] == {"mean": 200.0, "p50": 200.0, "p95": 300.0}
+    assert cheap["latency_ms"] == {"mean": 200.0, "p50": 200.0, "p95": 300.0, "p99": 300.0}
     assert (premium["ok"], premium["errors"], premium["savings"]["saved_usd"]) == (1, 1, "0.000000")
     assert premium["savings"]["saved_pct"] == 0.0
     assert (standard["dry_runs"], standard["cost_usd"]) == (1, "0.000700")
@@ -98,6 +101,8 @@ def test_by_tier(store):
         "baseline_cost_usd": "0.000000",
         "saved_usd": "0.000000",
         "saved_pct": None,
+        "overhead_usd": "0.000000",
+        "cache_saved_usd": "0.000000",
     }
 
 
@@ -133,7 +138,7 @@ def test_empty_ledger(tmp_path):
     with open_store(tmp_path / "empty.db") as store:
         stats = compute_stats(store)
     assert stats["totals"]["attempts"] == 0 and stats["totals"]["cost_usd"] == "0.000000"
-    assert stats["totals"]["latency_ms"] == {"mean": None, "p50": None, "p95": None}
+    assert stats["totals"]["latency_ms"] == {"mean": None, "p50": None, "p95": None, "p99": None}
     assert stats["by_tier"] == {} and stats["notes"] == []
 
 

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from routecli.cli import app
-from routecli.routing.evaluate import apgr, auc, cpt, curve, evaluate, folds, pgr, summarise_random
-from routecli.routing.train import Example, dumps, train_file
+from routecli.routing.evaluate import apgr, auc, bootstrap_margin, cpt, curve, evaluate, folds, pgr, summarise_random
+from routecli.routing.train import Example, Recipe, dumps, fit, pair_examples, train_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_bench_v1"
 STRONG, WEAK = "big-model", "small-model"
@@ -74,7 +74,59 @@ def test_folds_are_stable_and_balanced():
     assert max(assigned.count(f) for f in range(5)) - min(assigned.count(f) for f in range(5)) <= 1
 
 
+def test_repeated_folds_reshuffle_but_stay_stable_and_balanced():
+    examples = [Example(str(i), f"prompt {i}", "", 1.0, 0.0) for i in range(40)]
+    first, again, other = folds(examples, 5, 1), folds(examples, 5, 1), folds(examples, 5, 2)
+    assert first == again and first != folds(examples, 5) and first != other
+    for assigned in (first, other):
+        assert sorted(assigned.count(f) for f in range(5)) == [8] * 5
+
+
+def test_bootstrap_margin_is_zero_against_itself_and_clear_for_an_oracle():
+    rng = random.Random(3)
+    examples = [Example(str(i), f"p{i}", "", 1.0, float(rng.random() < 0.5)) for i in range(80)]
+    oracle = [ex.gap for ex in examples]  # 1 exactly where the weak model failed
+    backwards = [-g for g in oracle]
+    same = bootstrap_margin(oracle, oracle, examples, draws=50)
+    assert same == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    clear = bootstrap_margin(oracle, backwards, examples, draws=50)
+    assert 0.0 < clear["low"] <= clear["mean"] <= clear["high"]
+    versus_random = bootstrap_margin(oracle, 0.5, examples, draws=50)
+    assert versus_random["low"] > 0.1  # the oracle's APGR is about 0.75 on every resample
+
+
 # ---------------------------------------------------------------- training
+
+
+def test_panel_weighs_models_near_the_weak_one_more():
+    """far-model fails everything (like llama-13b on Arena): with panel_tau it stops counting."""
+    rows = []
+    for i in range(24):
+        weak, near = (0.4, 0.7) if i % 2 else (0.6, 0.3)  # both average 0.5
+        rows.append({"id": str(i), "prompt": f"p{i}", "scores": {STRONG: 0.9, WEAK: weak, "near-model": near,
+                                                                 "far-model": 0.1 if i % 3 else 0.0}})
+    flat = pair_examples(rows, STRONG, WEAK, recipe=Recipe(panel_tau=None, panel_min=2))
+    near = pair_examples(rows, STRONG, WEAK, recipe=Recipe(panel_tau=0.01, panel_min=2))
+    for row, a, b in zip(rows, flat, near):
+        g = row["scores"]
+        assert a.difficulty == pytest.approx(1 - (g[WEAK] + g["near-model"] + g["far-model"]) / 3)
+        assert b.difficulty == pytest.approx(1 - (g[WEAK] + g["near-model"]) / 2, abs=1e-9)
+    assert Recipe().panel_tau is not None  # the shipped recipe weighs its panel
+
+
+def test_recipe_of_older_weights_keeps_its_meaning():
+    old = Recipe.from_dict({"l2_numeric": 0.1, "min_df": 5})  # written before words / panel_tau existed
+    assert old.words is True and old.panel_tau is None and old.l2_numeric == 0.1
+    assert Recipe.from_dict(Recipe().as_dict()) == Recipe()
+
+
+def test_words_are_features_only_when_the_recipe_asks():
+    examples = [Example(str(i), "", "", 1.0, float(i % 2), numeric={"math": float(i % 2)},
+                        sparse={"w:ideas"} if i % 2 else {"w:solve"}) for i in range(30)]
+    assert not any(t.startswith("w:") for t in fit(examples, Recipe())["tokens"])
+    with_words = fit(examples, Recipe(words=True, min_df=2))["tokens"]
+    assert {"w:ideas", "w:solve"} <= set(with_words)
+
 
 
 def test_training_is_reproducible_to_the_byte(tmp_path):
@@ -103,6 +155,11 @@ def test_train_and_eval_commands(tmp_path):
     report = json.loads(result.stdout)
     assert report["routers"]["learned"]["apgr"] == pytest.approx(0.75)  # the best possible: half need strong
     assert set(report["transfer"]["groups"]) <= {"code", "math", "writing", "other"}
+    shown = run("eval", str(data), "--strong", STRONG, "--weak", WEAK, "--weights", str(out), "--transfer").stdout
+    assert "all, pooled" in shown and "APGR by transfer" in shown
+    pooled = report["transfer"]["pooled"]
+    assert pooled["n"] == 60 and {"learned", "rules", "random"} <= set(pooled)
+    assert all(0.0 <= pooled[name]["apgr"] <= 1.0 for name in ("learned", "rules", "random"))
 
 
 def test_eval_uses_shipped_weights_as_they_are_on_unseen_prompts(tmp_path):
@@ -162,7 +219,11 @@ def test_eval_refuses_unknown_router_and_odd_folds(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "pairs.jsonl").exists(), reason="shared Arena data not checked out beside the repo")
 def test_learned_beats_rules_and_random_on_the_shared_data():
-    report = evaluate(SHARED / "pairs.jsonl", "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1", seeds=20)
+    report = evaluate(SHARED / "pairs.jsonl", "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1", seeds=20,
+                      transfer=True)
     apgrs = {name: r["apgr"] for name, r in report["routers"].items()}
     assert "cross-validated" in report["routers"]["learned"]["how"]
     assert apgrs["learned"] > apgrs["rules"] + 0.02 and apgrs["learned"] > apgrs["random"] + 0.03, apgrs
+    # Trained on three task types, scored on the fourth: the margin must survive the move.
+    moved = {name: r["apgr"] for name, r in report["transfer"]["pooled"].items() if name != "n"}
+    assert moved["learned"] > moved["rules"] + 0.02 and moved["learned"] > moved["random"] + 0.03, moved

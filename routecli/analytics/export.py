@@ -11,21 +11,28 @@ import csv
 import itertools
 import json
 from datetime import datetime
-from typing import IO, Any, Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Text, exists, func, select, type_coerce
 
 from routecli.analytics.stats import time_window
 from routecli.errors import UsageError
-from routecli.pricing import format_usd, from_micros
+from routecli.pricing import format_usd, from_micros, to_micros
 from routecli.store import Store
 from routecli.store.models import ATTEMPTS, COLUMNS
 
-_MONEY = {"cost_usd": "cost_micros", "baseline_cost_usd": "baseline_cost_micros"}
+_MONEY = {"cost_usd": "cost_micros", "baseline_cost_usd": "baseline_cost_micros", "saved_usd": "saved_micros"}
 _TO_EXPORT = {column: name for name, column in _MONEY.items()}
 EXPORT_COLUMNS: tuple[str, ...] = tuple(_TO_EXPORT.get(column, column) for column in COLUMNS)
 
 _BATCH = 500
+# Fields --where takes: every plain column (JSON lists and times have their own filters: tag, --since).
+_FILTERABLE = frozenset(EXPORT_COLUMNS) - {"tags", "signals", "reasons", "notes", "created_at"}
+_INTEGERS = frozenset({"input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens"})
+_FLOATS = frozenset({"score", "ttft_ms", "latency_ms", "similarity", "confidence"})
+_JSON_COLUMNS = frozenset({"tags", "signals", "reasons", "notes"})
+_TEXT_TYPED = _JSON_COLUMNS | {"created_at"}  # read as the stored text; _converter does the rest
 # A spreadsheet runs a cell starting with these as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,19 +43,93 @@ def iter_rows(
     since: datetime | None = None,
     until: datetime | None = None,
     columns: Sequence[str] | None = None,
+    where: Sequence[tuple[str, str]] = (),
+    json_text: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Attempts in [since, until), oldest first, as JSON-ready dicts of the chosen columns."""
+    """Attempts in [since, until) matching every `where` (field, value), oldest first, as
+    JSON-ready dicts of the chosen columns. `json_text`: list and object columns stay the JSON
+    text they are stored as (what CSV writes anyway; saves decoding a million of them)."""
     names = check_columns(columns)
-    selected = [ATTEMPTS.c[_MONEY.get(name, name)] for name in names]
+    # Raw column values: each is converted once below, cheaper than SQLAlchemy's per-type processing.
+    selected = [_raw_column(name) for name in names]
+    convert = [_converter(name, json_text) for name in names]
     query = (
         select(*selected)
-        .where(time_window(since, until))
+        .where(time_window(since, until), *(_condition(field, value) for field, value in where))
         .order_by(ATTEMPTS.c.created_at, ATTEMPTS.c.id)
         .execution_options(yield_per=_BATCH)
     )
     with store.read() as conn:
         for row in conn.execute(query):
-            yield {name: _export_value(name, value) for name, value in zip(names, row)}
+            yield dict(zip(names, [value if f is None or value is None else f(value)
+                                   for f, value in zip(convert, row)]))
+
+
+def _raw_column(name: str) -> Any:
+    column = ATTEMPTS.c[_MONEY.get(name, name)]
+    return type_coerce(column, Text()) if name in _TEXT_TYPED else column
+
+
+def _dollars(micros: int) -> str | None:
+    return format_usd(from_micros(micros))
+
+
+def _converter(name: str, json_text: bool) -> Callable[[Any], Any] | None:
+    if name in _MONEY:
+        return _dollars
+    if name == "created_at":
+        return _iso_time
+    if name in _JSON_COLUMNS and not json_text:
+        return json.loads
+    return None
+
+
+def _iso_time(stored: str) -> str:
+    """'2026-01-01T01:00:00.000000Z' -> '2026-01-01T01:00:00+00:00', as datetime.isoformat() says it."""
+    fraction = stored[19:26]
+    return stored[:19] + ("" if fraction == ".000000" else fraction) + "+00:00"
+
+
+def parse_where(texts: Sequence[str]) -> list[tuple[str, str]]:
+    """`field=value` filters from the command line, checked before any query runs."""
+    out = []
+    for item in texts:
+        field, sep, value = item.partition("=")
+        field = field.strip()
+        if not sep or not field:
+            raise UsageError(f"Bad --where {item!r}: write it as field=value, e.g. --where tier=cheap")
+        _condition(field, value)  # refuses an unknown field or a value of the wrong type now
+        out.append((field, value))
+    return out
+
+
+def _condition(field: str, value: str) -> ColumnElement[bool]:
+    """One filter: the field is checked against the known columns (never put into SQL as text),
+    the value is a bound parameter; an empty value means NULL; `tag` matches one of the tags."""
+    if field in ("tag", "tags"):
+        tags = func.json_each(ATTEMPTS.c.tags).table_valued("value")
+        return exists(select(1).select_from(tags).where(tags.c.value == value))
+    if field not in _FILTERABLE:
+        raise UsageError(
+            f"Cannot filter on {field!r}; --where takes tag or one of: {', '.join(sorted(_FILTERABLE))}"
+        )
+    column = ATTEMPTS.c[_MONEY.get(field, field)]
+    if value == "":
+        return column.is_(None)
+    return column == _typed(field, value)
+
+
+def _typed(field: str, value: str) -> Any:
+    try:
+        if field in _MONEY:
+            return to_micros(Decimal(value))
+        if field in _INTEGERS:
+            return int(value)
+        if field in _FLOATS:
+            return float(value)
+    except (ArithmeticError, ValueError):
+        raise UsageError(f"--where {field}={value}: {field} takes a number") from None
+    return value
 
 
 def check_columns(columns: Sequence[str] | None) -> list[str]:
@@ -60,14 +141,6 @@ def check_columns(columns: Sequence[str] | None) -> list[str]:
             f"Unknown export column(s) {', '.join(unknown)}; choose from: {', '.join(EXPORT_COLUMNS)}"
         )
     return list(dict.fromkeys(columns))
-
-
-def _export_value(name: str, value: Any) -> Any:
-    if name in _MONEY:
-        return format_usd(from_micros(value))
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def write_csv(rows: Iterable[dict[str, Any]], fh: IO[str], columns: Sequence[str] | None = None) -> int:
@@ -90,13 +163,13 @@ def write_csv(rows: Iterable[dict[str, Any]], fh: IO[str], columns: Sequence[str
 
 
 def _csv_cell(value: Any) -> Any:
+    if value.__class__ is str:  # the common case first: one check, then the formula test
+        return "'" + value if value.startswith(_FORMULA_START) else value
     if value is None:
         return ""
     if isinstance(value, (list, tuple, dict)):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+        return _csv_cell(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return _csv_cell(value) if isinstance(value, str) else value
 
 
 def write_json(rows: Iterable[dict[str, Any]], fh: IO[str]) -> int:

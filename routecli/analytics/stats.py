@@ -1,50 +1,90 @@
-"""Totals and breakdowns of the ledger, computed by the database (GROUP BY), never row by row.
+"""Totals and breakdowns of the ledger, computed by the database (see stats_sql), never row by row.
 
-Honesty rules: a row whose cost is unknown is left out of every cost sum and counted in
-`cost_unknown`; savings compare cost with baseline cost only over ok rows where both are
-known, and `savings.rows` says how many rows that is.
+What each figure counts, so the numbers stay honest:
+- `requests`: requests, each once, under the group of its first attempt (where routing sent it),
+  so a breakdown adds up to the total. Judge calls (source = judge) are routing's own cost: in
+  `attempts`, tokens and `cost_usd`, never in `requests`.
+- `cost_usd` leaves out rows whose cost is unknown and counts them in `cost_unknown`.
+- `savings` compares with the baseline model only over answers whose cost and baseline cost are
+  both known (`savings.rows`), charging judge calls and escalations to the routed side
+  (`overhead_usd`: the baseline would have answered once, with no judge). A cache hit is an
+  answer that cost 0; `cache_saved_usd` is what the cache itself saved (the calls it replaced).
+- latency, time to first token, confidence and the cache-hit rate are over answers (ok, not
+  judge); the error rate over calls (ok + error); fallback and escalation rates over requests.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Sequence
 
-from sqlalchemy import ColumnElement, and_, case, distinct, func, select, true
+from sqlalchemy import ColumnElement, and_, true
 
+from routecli.analytics.stats_sql import DIMENSIONS, METRICS, PERCENTILES, folded, followups, percentiles, window
+from routecli.errors import UsageError
 from routecli.pricing import format_usd, from_micros
 from routecli.store import Store
 from routecli.store.models import ATTEMPTS
 
+DEFAULT_BY = ("tier", "model")
 _C = ATTEMPTS.c
-_OK = _C.status == "ok"
-_COVERED = and_(_OK, _C.cost_micros.is_not(None), _C.baseline_cost_micros.is_not(None))
-_PERCENTILES = (50, 95)
-_TOKENS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+_COUNTS = ("attempts", "requests", "ok", "errors", "skipped", "dry_runs", "judge_calls", "input_tokens",
+           "output_tokens", "cached_tokens", "reasoning_tokens", "cost_unknown", "answers", "cache_hits")
+_NONE = {"agent": "(none)", "tag": "(untagged)"}
 
 
-def compute_stats(store: Store, *, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+def compute_stats(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: Sequence[str] | None = None,
+    with_alerts: bool = True,
+) -> dict[str, Any]:
     """Stats for attempts created in [since, until) (aware datetimes), as JSON-ready data.
 
-    Money is text of decimal dollars ("0.000442"); latency is milliseconds over ok rows.
+    `by` names the breakdowns (DIMENSIONS; default tier and model): each is `by_<name>` in the
+    result. Money is text of decimal dollars ("0.000442"); times are milliseconds.
     """
-    where = time_window(since, until)
+    dims = check_by(by)
     with store.read() as conn:
-        totals = _grouped(conn, [], where)[()]  # no GROUP BY: always exactly one row
-        by_tier = _grouped(conn, [_C.tier], where)
-        by_model = _grouped(conn, [_C.provider, _C.model], where)
-    return {
+        sums = folded(conn, window(since, until), dims)
+        flags = followups(conn, since, until, dims)
+        groups = {key: _shape(row, flags.get(key, (0, 0))) for key, row in sums.items()}
+        for dim in ("total", *dims):
+            for metric, count in zip(METRICS, ("lat_n", "ttft_n")):
+                counts = {key: int(row[count] or 0) for (d, key), row in sums.items() if d == dim}
+                for key, values in percentiles(conn, dim, metric, since, until, counts).items():
+                    groups[(dim, key)][metric].update({name: _ms(value) for name, value in values.items()})
+    report: dict[str, Any] = {
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
-        "totals": totals,
-        "by_tier": {key[0]: value for key, value in sorted(by_tier.items())},
-        "by_model": {f"{key[0]}:{key[1]}": value for key, value in sorted(by_model.items())},
-        "notes": _notes(totals),
+        "by": list(dims),
+        "totals": groups[("total", ())],
     }
+    for dim in dims:
+        labelled = {_label(dim, key): group for (d, key), group in groups.items() if d == dim}
+        report[f"by_{dim}"] = dict(sorted(labelled.items()))
+    if with_alerts:
+        from routecli.analytics.alerts import alerts_summary
+
+        report["alerts"] = alerts_summary(store)
+    report["notes"] = _notes(report["totals"])
+    return report
+
+
+def check_by(by: Sequence[str] | None) -> list[str]:
+    if not by:
+        return list(DEFAULT_BY)
+    unknown = [name for name in by if name not in DIMENSIONS]
+    if unknown:
+        raise UsageError(f"Cannot break stats down by {', '.join(unknown)}; choose from: {', '.join(DIMENSIONS)}")
+    return list(dict.fromkeys(by))
 
 
 def time_window(since: datetime | None, until: datetime | None) -> ColumnElement[bool]:
-    """created_at in [since, until); either end may be open."""
+    """created_at in [since, until); either end may be open (for exports and other readers)."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.utcoffset() is None:
             raise ValueError(f"{name}={value!r} is naive: pass a timezone-aware datetime")
@@ -56,96 +96,67 @@ def time_window(since: datetime | None, until: datetime | None) -> ColumnElement
     return and_(true(), *clauses)
 
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def _label(dim: str, key: tuple) -> str:
+    if dim == "model":
+        return f"{key[0]}:{key[1]}"
+    return key[0] if key[0] is not None else _NONE.get(dim, "(none)")
 
 
-def _sum(column: Any, condition: ColumnElement[bool] | None = None) -> ColumnElement[Any]:
-    value = column if condition is None else case((condition, column))
-    return func.sum(value)
-
-
-def _aggregates() -> list[Any]:
-    return [
-        func.count().label("attempts"),
-        func.count(distinct(_C.request_id)).label("requests"),
-        _count(_OK).label("ok"),
-        _count(_C.status == "error").label("errors"),
-        _count(_C.status == "skipped").label("skipped"),
-        _count(_C.status == "dry-run").label("dry_runs"),
-        *(func.coalesce(_sum(getattr(_C, name)), 0).label(name) for name in _TOKENS),
-        _sum(_C.cost_micros).label("cost_micros"),
-        _count(and_(_OK, _C.cost_micros.is_(None))).label("cost_unknown"),
-        _count(_COVERED).label("savings_rows"),
-        _sum(_C.cost_micros, _COVERED).label("savings_cost"),
-        _sum(_C.baseline_cost_micros, _COVERED).label("savings_baseline"),
-        func.avg(case((_OK, _C.latency_ms))).label("latency_mean"),
-    ]
-
-
-def _grouped(conn: Any, keys: Sequence[Any], where: ColumnElement[bool]) -> dict[tuple, dict[str, Any]]:
-    query = select(*keys, *_aggregates()).where(where).group_by(*keys)
-    out = {}
-    for row in conn.execute(query).mappings():
-        key = tuple(row[column.name] for column in keys)
-        out[key] = _shape(row)
-    for key, percentiles in _latency_percentiles(conn, keys, where).items():
-        if key in out:
-            out[key]["latency_ms"].update(percentiles)
-    return out
-
-
-def _latency_percentiles(conn: Any, keys: Sequence[Any], where: ColumnElement[bool]) -> dict[tuple, dict]:
-    """Nearest-rank p50/p95 with window functions (SQLite >= 3.25 and PostgreSQL alike)."""
-    partition = list(keys) or None
-    ranked = (
-        select(
-            *keys,
-            _C.latency_ms,
-            func.row_number().over(partition_by=partition, order_by=_C.latency_ms).label("rn"),
-            func.count().over(partition_by=partition).label("n"),
-        )
-        .where(where, _OK, _C.latency_ms.is_not(None))
-        .subquery()
-    )
-    group = [ranked.c[column.name] for column in keys]
-    # The p-th percentile is the smallest value whose rank reaches p% of the count.
-    picks = [
-        func.min(case((ranked.c.rn * 100 >= p * ranked.c.n, ranked.c.latency_ms))).label(f"p{p}")
-        for p in _PERCENTILES
-    ]
-    rows = conn.execute(select(*group, *picks).group_by(*group)).mappings()
-    return {
-        tuple(row[column.name] for column in keys): {f"p{p}": _ms(row[f"p{p}"]) for p in _PERCENTILES}
-        for row in rows
+def _shape(row: dict[str, Any], flags: tuple[int, int]) -> dict[str, Any]:
+    out: dict[str, Any] = {name: int(row[name] or 0) for name in _COUNTS}
+    out["cost_usd"] = _usd(row["cost"])
+    out["judge_cost_usd"] = _usd(row["judge_cost"])
+    out["savings"] = _savings(row)
+    out["fallbacks"], out["escalations"] = flags
+    calls = out["ok"] + out["errors"]
+    out["rates"] = {
+        "error": _share(out["errors"], calls),
+        "fallback": _share(flags[0], out["requests"]),
+        "escalation": _share(flags[1], out["requests"]),
+        "cache_hit": _share(out["cache_hits"], out["answers"]),
     }
-
-
-def _shape(row: Any) -> dict[str, Any]:
-    counts = ("attempts", "requests", "ok", "errors", "skipped", "dry_runs", *_TOKENS, "cost_unknown")
-    out: dict[str, Any] = {name: int(row[name]) for name in counts}
-    out["cost_usd"] = _usd(row["cost_micros"])
-    out["savings"] = _savings(int(row["savings_rows"]), row["savings_cost"], row["savings_baseline"])
-    out["latency_ms"] = {"mean": _ms(row["latency_mean"]), "p50": None, "p95": None}
+    for metric, prefix in zip(METRICS, ("lat", "ttft")):
+        mean = _mean(row[f"{prefix}_sum"], row[f"{prefix}_n"])
+        out[metric] = {"mean": _ms(mean), **{f"p{p}": None for p in PERCENTILES}}
+    out["score_mean"] = _round(_mean(row["score_sum"], out["requests"]))
+    out["confidence_mean"] = _round(_mean(row["conf_sum"], row["conf_n"]))
     return out
 
 
-def _savings(rows: int, cost_micros: Any, baseline_micros: Any) -> dict[str, Any]:
-    cost = from_micros(int(cost_micros or 0))
-    baseline = from_micros(int(baseline_micros or 0))
+def _savings(row: dict[str, Any]) -> dict[str, Any]:
+    overhead = _dollars(row["overhead_cost"])
+    cost = _dollars(row["savings_cost"]) + overhead
+    baseline = _dollars(row["savings_baseline"])
     saved = baseline - cost
-    pct = float(round(saved * 100 / baseline, 2)) if baseline else None
     return {
-        "rows": rows,
+        "rows": int(row["savings_rows"] or 0),
         "cost_usd": format_usd(cost),
         "baseline_cost_usd": format_usd(baseline),
         "saved_usd": format_usd(saved),
-        "saved_pct": pct,
+        "saved_pct": float(round(saved * 100 / baseline, 2)) if baseline else None,
+        "overhead_usd": format_usd(overhead),
+        "cache_saved_usd": format_usd(_dollars(row["cache_saved"])),
     }
 
 
+def _dollars(micros: Any) -> Decimal:
+    return from_micros(int(micros or 0)) or Decimal("0.000000")  # from_micros(0) is falsy
+
+
 def _usd(micros: Any) -> str:
-    return format_usd(from_micros(int(micros or 0))) or "0.000000"
+    return format_usd(_dollars(micros)) or "0.000000"
+
+
+def _mean(total: Any, count: Any) -> float | None:
+    return float(total) / int(count) if count else None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _ms(value: Any) -> float | None:
@@ -158,11 +169,14 @@ def _notes(totals: dict[str, Any]) -> list[str]:
         notes.append(
             f"{totals['cost_unknown']} ok attempt(s) have an unknown price and are left out of cost_usd"
         )
-    if totals["ok"]:
+    if totals["answers"]:
         notes.append(
-            f"savings cover {totals['savings']['rows']} of {totals['ok']} ok attempt(s): "
+            f"savings cover {totals['savings']['rows']} of {totals['answers']} answer(s): "
             "those with both a known cost and a known baseline cost"
         )
+    if totals["judge_calls"]:
+        notes.append(
+            f"{totals['judge_calls']} judge call(s) cost {totals['judge_cost_usd']} USD: counted in cost and "
+            "charged against savings, not counted as requests"
+        )
     return notes
-
-

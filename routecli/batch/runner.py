@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from routecli.analytics.ab_store import running_tests as running_ab_tests
 from routecli.batch.ratelimit import Limiter, estimate_tokens
 from routecli.batch.writer import GroupWriter, Item
 from routecli.engine import Engine, PriceMemo, base_row, mark_failed, priced, refuse_tools
+from routecli.domain import Decision, ModelRef
 from routecli.errors import ProviderError, RoutecliError, redact
+from routecli.flow import BudgetRefused, Journey, Policy, mark_skipped, refusal
 from routecli.inputs import InputLine
 from routecli.store import new_id
 
 if TYPE_CHECKING:
     from routecli.config import Config
-    from routecli.domain import Decision
     from routecli.keys import KeyRing
     from routecli.providers.aio import AsyncHttpProvider
     from routecli.store import Store
@@ -43,6 +45,9 @@ class BatchOptions:
     backoff: float = 1.0  # seconds before the first retry; doubles each time, with jitter
     stream: bool = False
     dry_run: bool = False
+    budget: Decimal | None = None  # this run's spending limit, in dollars
+    router: str | None = None  # --router, for lines that name none
+    use_cache: bool = True
 
 
 @dataclass
@@ -115,9 +120,15 @@ class Runner:
         self.run_id, self.options, self.tally = run_id, options, tally
         self.notify = notify  # (kind, text): one line for the person at the terminal; kind error|warning|note
         self.engine = Engine(config, None, keys)  # for decide() only: the writer records
+        self.engine.router = options.router
+        self.engine.ab = running_ab_tests(store)  # A/B hook: a store-less engine is handed the running tests
         # the phase-2 judge is a sync call with its own ledger rows: it runs in a worker thread
         self.judge = Engine(config, store, keys) if config.judge.enabled and not options.dry_run else None
         self.price_of = PriceMemo(config)
+        from routecli.guard.gate import Gate
+
+        self.gate = Gate(config, store, run_id=run_id, run_budget=options.budget, use_cache=options.use_cache)
+        self.flow = Policy(config, keys, self.gate, self.engine._window_of)
         self.writer = GroupWriter(commit, on_commit=self._committed)
         self.interrupted = False
         self._stop = asyncio.Event()
@@ -231,6 +242,46 @@ class Runner:
         await self.writer.put(Item(None, update), wait=True)
 
     async def _send(self, line: InputLine, decision: Decision, request_id: str) -> None:
+        """The line's journey: its model (with retries), then fallbacks or one escalation."""
+        from routecli.routing.choose import fallback_chain
+
+        assert line.request is not None
+        journey = Journey(line.request, request_id, "batch", self.run_id,
+                          fallback_chain(decision, line.request, self.config, self.keys.has, self.engine._window_of))
+        next_decision: Decision | None = decision
+        while next_decision is not None:
+            journey.attempts += 1
+            next_decision = await self._one_model(line, next_decision, journey)
+
+    async def _one_model(self, line: InputLine, decision: Decision, journey: Journey) -> Decision | None:
+        """Try one model; the next model to try, or None when the line is settled."""
+        admitted, note = self.flow.admit(journey, decision.model)
+        if not admitted:
+            row = self._row(journey, decision)
+            mark_skipped(row, "open_circuit", note)
+            nxt = self.flow.next_model(journey, decision, row["id"], "open_circuit")
+            await self._put(line, row, "pending" if nxt else "error", ("open_circuit", note))
+            return nxt
+        try:
+            decision, hold = self.flow.reserve(journey, decision)
+        except BudgetRefused as refused:
+            mark_skipped(refused.row, "budget", refused.message)
+            self._say_once(refused.message)
+            await self._put(line, refused.row, "error", ("budget", refused.message))
+            return None
+        try:
+            key = self.gate.cache_key(line.request, decision.model)
+            hit = self.gate.cached(key)
+            if hit is not None:
+                row = self._row(journey, decision)
+                self.flow.fill_from_cache(row, decision, hit)
+                await self._put(line, row, "ok", answer=hit.answer)
+                return None
+            return await self._call(line, decision, journey, key)
+        finally:
+            self.gate.release(hold)
+
+    async def _call(self, line: InputLine, decision: Decision, journey: Journey, key: Any) -> Decision | None:
         request = line.request
         assert request is not None
         name = decision.model.provider
@@ -238,49 +289,86 @@ class Runner:
         tokens = estimate_tokens(request)
         for attempt in range(1, self.options.max_retries + 2):
             if not await limiter.acquire(tokens, self._stop):
-                return  # stopping: this attempt was never sent
-            row = base_row(request, decision, self.config, "batch", self.run_id)
-            row["request_id"] = request_id  # every attempt of a line (and its judge call) shares one id
+                return None  # stopping: this attempt was never sent
+            row = self._row(journey, decision, retry=attempt > 1)
             started = time.perf_counter()
             try:
                 reply = await provider.complete(request, decision.model.model, stream=self.options.stream)
+                refusal(reply, decision)
             except ProviderError as exc:
                 limiter.settle(tokens, None)
-                if not await self._failed(line, row, exc, attempt, started, limiter):
-                    return
-                continue
+                verdict = await self._failed(line, row, exc, attempt, started, limiter, journey, decision)
+                if verdict == "retry":
+                    continue
+                return verdict if isinstance(verdict, Decision) else None
             except asyncio.CancelledError:  # a second Ctrl-C: the call may have been billed, so record it
                 mark_failed(row, "interrupted", "abandoned by a second Ctrl-C", _ms(started), "", self.config)
                 self.writer.put_nowait(Item(row, line_update(line, "pending", row, run_id=self.run_id,
                                                              error=("interrupted", row["error_message"]))))
                 raise
-            outcome = priced(row, decision, reply, self.config, self.price_of)
             limiter.settle(tokens, reply.usage)
-            for warning in outcome.warnings:
-                self._say_once(warning)
-            kept = None if self.config.save_text else reply.text  # for the output file until the run is done
-            await self.writer.put(Item(row, line_update(line, "ok", row, run_id=self.run_id, answer=kept)), wait=True)
-            return
+            return await self._answered(line, decision, journey, row, reply, key)
+        return None
+
+    async def _answered(self, line: InputLine, decision: Decision, journey: Journey, row: dict[str, Any],
+                        reply: Any, key: Any) -> Decision | None:
+        outcome = priced(row, decision, reply, self.config, self.price_of)
+        for warning in outcome.warnings:
+            self._say_once(warning)
+        self.flow.assess(journey, row, outcome)
+        self.gate.report(decision.model, None)
+        nxt = self.flow.escalation(journey, decision, row, outcome)
+        kept = None if self.config.save_text else reply.text  # for the output file until the run is done
+        if nxt is not None:
+            journey.weak = (row, kept)
+            await self._put(line, row, "pending", answer=kept)
+        else:
+            await self._put(line, row, "ok", answer=kept)
+        self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
+        return nxt
 
     async def _failed(self, line: InputLine, row: dict[str, Any], exc: ProviderError, attempt: int,
-                      started: float, limiter: Limiter) -> bool:
-        """Record a failed attempt; True when the line should be tried again (after the wait)."""
+                      started: float, limiter: Limiter, journey: Journey, decision: Decision) -> Any:
+        """Record a failed attempt; "retry" (after the wait), the fallback Decision, or None when done."""
         message = redact(str(exc), self._secrets)
         mark_failed(row, exc.kind, message, _ms(started), "", self.config)
-        retry = exc.kind in RETRYABLE and attempt <= self.options.max_retries
-        status = "pending" if retry else "error"
-        await self.writer.put(Item(row, line_update(line, status, row, run_id=self.run_id,
-                                                    error=(exc.kind, message))), wait=True)
-        if not retry or self._stop.is_set():
-            return False
+        retry = exc.kind in RETRYABLE and attempt <= self.options.max_retries and not self._stop.is_set()
+        nxt = None if retry or self._stop.is_set() else self.flow.next_model(journey, decision, row["id"], exc.kind)
+        if journey.step == "escalation" and journey.weak is not None and not retry:
+            return await self._keep_weak(line, row, journey, exc.kind)
+        status = "pending" if retry or nxt is not None else "error"
+        await self._put(line, row, status, (exc.kind, message), record_breaker=(decision.model, exc.kind))
+        if not retry:
+            return nxt
         delay = backoff_delay(attempt, self.options.backoff, exc.retry_after)
         if exc.kind == "rate_limit":
             limiter.pause(delay)  # the whole provider waits, not just this line
         try:
             await asyncio.wait_for(self._stop.wait(), delay)
-            return False  # stopping during the wait
+            return None  # stopping during the wait
         except asyncio.TimeoutError:
-            return True
+            return "retry"
+
+    async def _keep_weak(self, line: InputLine, row: dict[str, Any], journey: Journey, kind: str) -> None:
+        """The escalation failed: the first answer stands, and the line points at it."""
+        weak_row, kept = journey.weak  # type: ignore[misc]
+        update = line_update(line, "ok", weak_row, run_id=self.run_id, answer=kept)
+        update.update(error_kind=None, error_message=None)
+        await self.writer.put(Item(row, update), wait=True)
+        self.gate.report(ModelRef(row["provider"], row["model"]), kind)
+
+    async def _put(self, line: InputLine, row: dict[str, Any], status: str, error: tuple[str, str] | None = None,
+                   *, answer: str | None = None, record_breaker: tuple[ModelRef, str] | None = None) -> None:
+        await self.writer.put(Item(row, line_update(line, status, row, run_id=self.run_id, error=error,
+                                                    answer=answer)), wait=True)
+        if record_breaker is not None:  # after the commit: the breaker reads the failure rate from the ledger
+            self.gate.report(*record_breaker)
+
+    def _row(self, journey: Journey, decision: Decision, *, retry: bool = False) -> dict[str, Any]:
+        row = self.flow.row(journey, decision)
+        if retry:
+            row["step"] = "retry"
+        return row
 
     def _say_once(self, warning: str) -> None:
         if warning not in self._said:  # e.g. an unknown price: once per model, not once per line

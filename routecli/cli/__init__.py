@@ -43,13 +43,23 @@ app = typer.Typer(
 
 from routecli.cli import ask as _ask  # noqa: E402  (registers commands on app)
 from routecli.cli import batch_cmds as _batch_cmds  # noqa: E402
+from routecli.cli import guard_cmds as _guard_cmds  # noqa: E402
 from routecli.cli import ledger as _ledger  # noqa: E402
 from routecli.cli import route_cmds as _route_cmds  # noqa: E402
 from routecli.cli import routing_cmds as _routing_cmds  # noqa: E402
+from routecli.cli import serve_cmds as _serve_cmds  # noqa: E402
 from routecli.cli import settings as _settings  # noqa: E402
+# --help lists commands in the order they register: the dashboard, feedback and A/B tests after the everyday ones
+from routecli.cli import dashboard_cmds as _dashboard_cmds  # noqa: E402
+from routecli.cli import ab_cmds as _ab_cmds  # noqa: E402
+from routecli.cli import alerts_cmds as _alerts_cmds  # noqa: E402
 
 app.add_typer(_settings.config_app, name="config")
 app.add_typer(_settings.keys_app, name="keys")
+app.add_typer(_serve_cmds.serve_app, name="serve")
+app.add_typer(_guard_cmds.cache_app, name="cache")
+app.add_typer(_ab_cmds.ab_app, name="ab")
+app.add_typer(_alerts_cmds.alerts_app, name="alerts")
 
 
 def main() -> None:

@@ -32,6 +32,8 @@ def ask(
     prompt: str = typer.Argument(..., help="The prompt, or - to read it from stdin."),
     system: Optional[str] = typer.Option(None, "--system", "-s", help="System prompt."),
     tier: Optional[str] = typer.Option(None, "--tier", "-t", help="Force a tier (skips the classifier)."),
+    router: Optional[str] = typer.Option(None, "--router", help="Classifier for this request, NAME or "
+                                         "NAME:THRESHOLD (two-way: at or above it, the strongest tier)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Force a model, as provider:model."),
     agent: Optional[str] = typer.Option(None, "--agent", help="Who is asking (recorded)."),
     tag: list[str] = typer.Option([], "--tag", help="A tag to record; repeatable."),
@@ -41,6 +43,8 @@ def ask(
     no_stream: bool = typer.Option(False, "--no-stream", help="Wait for the whole answer."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide and record; call no model."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Always call the model (temperature-0 answers "
+                                  "are otherwise reused from the cache)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Key for the --model's provider only."),
     db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
 ) -> None:
@@ -61,8 +65,10 @@ def ask(
         tags=tuple(tag),
         tier=tier,
         model=model,
+        router=router,
     )
-    outcome = _run(request, api_key, db, dry_run=dry_run, stream=not no_stream, echo=not as_json)
+    outcome = _run(request, api_key, db, dry_run=dry_run, stream=not no_stream, echo=not as_json,
+                   use_cache=not no_cache)
     if as_json:
         typer.echo(json.dumps(outcome_json(outcome), ensure_ascii=False))
     elif dry_run:
@@ -70,7 +76,8 @@ def ask(
     _footer(outcome)
 
 
-def _run(request: Request, api_key: str | None, db: str | None, *, dry_run: bool, stream: bool, echo: bool) -> Outcome:
+def _run(request: Request, api_key: str | None, db: str | None, *, dry_run: bool, stream: bool, echo: bool,
+         use_cache: bool = True) -> Outcome:
     from routecli.config import db_location, load_config
     from routecli.domain import ModelRef
     from routecli.engine import Engine, validate
@@ -84,20 +91,57 @@ def _run(request: Request, api_key: str | None, db: str | None, *, dry_run: bool
 
     store = open_store(db_location(db))
     engine = Engine(config, store, keys)
-    wrote_text = []
-
-    def show(delta: str) -> None:
-        wrote_text.append(delta)
-        sys.stdout.write(delta)
-        sys.stdout.flush()
-
+    screen = AnswerOutput(live=sys.stdout.isatty())
     try:
-        return engine.ask(request, dry_run=dry_run, stream=stream, on_text=show if echo else None)
+        outcome = engine.ask(request, dry_run=dry_run, stream=stream, on_text=screen.write if echo else None,
+                             on_restart=screen.restart, use_cache=use_cache)
+        if not dry_run:
+            report_alerts(store, config)
+        return outcome
     finally:
-        if wrote_text and not "".join(wrote_text).endswith("\n"):
-            sys.stdout.write("\n")
+        screen.close()
         engine.close()
         store.close()
+
+
+def report_alerts(store: object, config: object) -> None:
+    """Check the alert rules after a run; each new alert is one warning line (and a row)."""
+    from routecli.analytics.alerts import check_alerts
+    from routecli.cli.output import warn
+
+    for alert in check_alerts(store, config):
+        warn(f"alert: {alert.message} (`routecli alerts ack {alert.id}`)")
+
+
+class AnswerOutput:
+    """The answer on stdout. A person at a terminal sees it as it streams, and a note when a
+    fallback or an escalation replaces it; a pipe gets only the answer that stands."""
+
+    def __init__(self, *, live: bool) -> None:
+        self.live = live
+        self.parts: list[str] = []
+
+    def write(self, delta: str) -> None:
+        self.parts.append(delta)
+        if self.live:
+            sys.stdout.write(delta)
+            sys.stdout.flush()
+
+    def restart(self, note: str) -> None:
+        from routecli.cli.output import warn
+
+        if self.live and self.parts and not "".join(self.parts).endswith("\n"):
+            sys.stdout.write("\n")
+        self.parts = []
+        warn(note)
+
+    def close(self) -> None:
+        text = "".join(self.parts)
+        if not self.live:
+            sys.stdout.write(text)
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def outcome_json(outcome: Outcome) -> dict:
@@ -127,6 +171,10 @@ def outcome_json(outcome: Outcome) -> dict:
         "latency_ms": round(reply.latency_ms, 1) if reply else None,
         "ttft_ms": round(reply.ttft_ms, 1) if reply and reply.ttft_ms is not None else None,
         "warnings": outcome.warnings,
+        "confidence": None if outcome.confidence is None else round(outcome.confidence, 3),
+        "cache": outcome.cache_kind,
+        "saved_usd": money(outcome.saved_cost),
+        "history": outcome.history,
     }
 
 
@@ -142,6 +190,8 @@ def _footer(outcome: Outcome) -> None:
         warn(text)
     for text in outcome.decision.notes:
         note(text)
+    for text in outcome.history:
+        note(text)
     if outcome.status == "dry-run":
         note("dry run: no model was called; the decision is recorded")
     else:
@@ -153,7 +203,10 @@ def footer_text(outcome: Outcome) -> str:
     parts = [decision.tier, str(decision.model), "; ".join(decision.verdict.reasons[:3])]
     if reply and reply.usage:
         parts.append(f"{reply.usage.input_tokens}→{reply.usage.output_tokens} tokens")
-    if reply:
+    if outcome.cache_kind:
+        saved = f", saved ${outcome.saved_cost:.6f}" if outcome.saved_cost is not None else ""
+        parts.append(f"from the cache{saved}")
+    elif reply:
         parts.append(_cost_text(outcome))
         parts.append(f"{reply.latency_ms / 1000:.2f} s")
     return " · ".join(part for part in parts if part)

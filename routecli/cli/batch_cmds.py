@@ -37,6 +37,20 @@ def _check_options(concurrency: int, max_retries: int, backoff: float, order: st
         raise UsageError(f"A run id ({run_id}) goes with --resume: `routecli batch FILE --resume {run_id}`")
 
 
+def _dollars(text: Optional[str]) -> Any:
+    if text is None:
+        return None
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(text.strip().lstrip("$"))
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if not amount.is_finite() or amount < 0:
+        raise UsageError(f"--budget must be an amount in dollars such as 5.00, got {text!r}")
+    return amount
+
+
 def _check_output(output: Optional[Path], source: BatchInput) -> None:
     if output is None:
         return
@@ -62,10 +76,20 @@ def batch(
     backoff: float = typer.Option(1.0, "--backoff", help="Seconds before the first retry; doubles each time."),
     order: str = typer.Option("input", "--order", help="Results in input order, or in the order done."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help="Exit 0 even if some lines failed."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Spend at most this many dollars in this run "
+                                         "(pass it again with --resume); lines that would pass it are refused."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Always call the model, even for temperature-0 lines."),
+    router: Optional[str] = typer.Option(None, "--router", help="Classifier for lines that name none: NAME or "
+                                         "NAME:THRESHOLD."),
     db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
 ) -> None:
     """Route and answer every line of a JSONL file, concurrently; resumable, each line paid once."""
     _check_options(concurrency, max_retries, backoff, order, resume, run_id)
+    run_budget = _dollars(budget)
+    if router:
+        from routecli.analytics.ab import router_strategy
+
+        router_strategy(router)  # refused before anything is recorded
     from routecli.batch.source import BatchInput
     from routecli.config import db_location, load_config
     from routecli.keys import KeyRing
@@ -81,7 +105,8 @@ def batch(
         store = open_store(db_location(db))
         try:
             code = _run(config, KeyRing(config), store, source, output, db, dry_run=dry_run, resume=resume,
-                        run_id=run_id, options=(concurrency, max_retries, backoff, stream), order=order)
+                        run_id=run_id, options=(concurrency, max_retries, backoff, stream, run_budget, not no_cache, router),
+                        order=order)
         finally:
             store.close()
     if code == 1 and allow_errors:
@@ -102,10 +127,15 @@ def _run(config: Any, keys: Any, store: Any, source: BatchInput, output: Optiona
     if session.complete:
         note(f"run {session.run.id} is complete: every line answered; nothing to resume")
         return 0
-    concurrency, max_retries, backoff, stream = options
-    batch_options = BatchOptions(concurrency, max_retries, backoff, stream, dry_run or session.run.dry_run)
+    concurrency, max_retries, backoff, stream, run_budget, use_cache, router = options
+    batch_options = BatchOptions(concurrency, max_retries, backoff, stream, dry_run or session.run.dry_run,
+                                 budget=run_budget, use_cache=use_cache, router=router)
     runner = execute(config, keys, store, source, session, batch_options, notify=_say, watch=watcher())
     status = finish(store, session, runner, save_text=config.save_text, order=order)
+    if not session.run.dry_run:
+        from routecli.cli.ask import report_alerts
+
+        report_alerts(store, config)
     _summary(store, session, runner.tally, runner)
     again = resume_command(source, session, db)
     if status == "interrupted":

@@ -62,6 +62,8 @@ def route(
     prompt: Optional[str] = typer.Argument(None, help="A prompt (- reads stdin); or use --file."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="JSONL prompts, one request per line (- for stdin)."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    router: Optional[str] = typer.Option(None, "--router", help="Classifier for lines that name none: NAME or "
+                                         "NAME:THRESHOLD."),
 ) -> None:
     """Decide tier and model for prompts without calling any model or recording anything."""
     from routecli.cli.output import error
@@ -71,6 +73,11 @@ def route(
 
     config = load_config()
     engine = Engine(config, None, KeyRing(config))
+    if router:
+        from routecli.analytics.ab import router_strategy
+
+        router_strategy(router)  # a bad name is refused before any line is read
+        engine.router = router
     results = (_decide(engine, line) for line in _lines(prompt, file))
     failed = 0
     rows = []

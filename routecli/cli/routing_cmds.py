@@ -109,4 +109,7 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", f"APGR by {title}:", f"  {'group':<16}{'n':>5}" + "".join(f"{n:>10}" for n in names)]
         for group, row in groups.items():
             lines.append(f"  {group:<16}{row['n']:>5}" + "".join(f"{_num(row[n]['apgr']):>10}" for n in names))
+    pooled = report.get("transfer", {}).get("pooled")
+    if pooled:  # every group scored by its left-out model, all ranked together
+        lines.append(f"  {'all, pooled':<16}{pooled['n']:>5}" + "".join(f"{_num(pooled[n]['apgr']):>10}" for n in names))
     return "\n".join(lines)

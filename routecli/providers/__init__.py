@@ -42,6 +42,10 @@ def timeout_for(cfg: ProviderConfig) -> httpx.Timeout:
 
 
 def make_client(cfg: ProviderConfig) -> httpx.Client:
+    if cfg.kind == "llamacpp":  # in-process: the "client" is the loaded model, not a connection
+        from routecli.providers.llamacpp import Runtime
+
+        return Runtime(cfg)  # type: ignore[return-value]
     return httpx.Client(timeout=timeout_for(cfg), headers={"user-agent": f"routecli/{__version__}"})
 
 
@@ -56,4 +60,8 @@ def wire_for(cfg: ProviderConfig) -> WireFormat:
 
 def get_provider(cfg: ProviderConfig, *, api_key: str | None, client: httpx.Client,
                  default_max_tokens: int = DEFAULT_MAX_TOKENS) -> Provider:
+    if cfg.kind == "llamacpp":
+        from routecli.providers.llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(cfg, client, default_max_tokens=default_max_tokens)
     return HttpProvider(cfg, wire_for(cfg), api_key=api_key, client=client, default_max_tokens=default_max_tokens)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Callable
 
 import httpx
 from httpx_sse import EventSource
@@ -32,6 +33,10 @@ def make_async_client(cfg: ProviderConfig, connections: int) -> httpx.AsyncClien
     from routecli.providers import timeout_for
     from routecli.providers.pool import SlotPool
 
+    if cfg.kind == "llamacpp":  # in-process: the "client" is the loaded model, not a connection pool
+        from routecli.providers.llamacpp import Runtime
+
+        return Runtime(cfg)  # type: ignore[return-value]
     return httpx.AsyncClient(
         timeout=timeout_for(cfg), headers={"user-agent": f"routecli/{__version__}"}, transport=SlotPool(connections)
     )
@@ -41,6 +46,10 @@ def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: http
                        default_max_tokens: int = DEFAULT_MAX_TOKENS) -> AsyncHttpProvider:
     from routecli.providers import wire_for
 
+    if cfg.kind == "llamacpp":
+        from routecli.providers.llamacpp import AsyncLlamaCppProvider
+
+        return AsyncLlamaCppProvider(cfg, client, default_max_tokens=default_max_tokens)  # type: ignore[return-value]
     return AsyncHttpProvider(cfg, wire_for(cfg), api_key=api_key, client=client, default_max_tokens=default_max_tokens)
 
 
@@ -49,7 +58,8 @@ class AsyncHttpProvider(HttpProvider):
 
     client: httpx.AsyncClient  # type: ignore[assignment]
 
-    async def complete(self, request: Request, model: str, *, stream: bool = False) -> Reply:  # type: ignore[override]
+    async def complete(self, request: Request, model: str, *, stream: bool = False,  # type: ignore[override]
+                       on_text: Callable[[str], None] | None = None) -> Reply:
         ctx = CallContext(self.cfg, model, self.api_key)
         call = self.wire.build_call(
             request, model, stream=stream, base_url=self.cfg.base_url,
@@ -57,7 +67,7 @@ class AsyncHttpProvider(HttpProvider):
         )
         started = time.perf_counter()
         first: list[float] = []  # when the first answer text arrived, streaming only
-        parsed = await (self._stream(call, ctx, first) if stream else self._once(call, ctx))
+        parsed = await (self._stream(call, ctx, first, on_text) if stream else self._once(call, ctx))
         return Reply(
             text=parsed.text, usage=parsed.usage, model=parsed.model or model, finish_reason=parsed.finish_reason,
             ttft_ms=(first[0] - started) * 1000 if first else None,
@@ -73,28 +83,37 @@ class AsyncHttpProvider(HttpProvider):
             raise status_error(response.status_code, response.headers, response.text, ctx, self.wire)
         return guarded(ctx, lambda: self.wire.parse_response(json.loads(response.content)))
 
-    async def _stream(self, call: HttpCall, ctx: CallContext, first: list[float]) -> ParsedReply:  # type: ignore[override]
+    async def _stream(self, call: HttpCall, ctx: CallContext, first: list[float],  # type: ignore[override]
+                      on_text: Callable[[str], None] | None = None) -> ParsedReply:
         try:
             async with self.client.stream(call.method, call.url, headers=dict(call.headers), json=call.json) as response:
                 if not response.is_success:
                     await response.aread()
                     raise status_error(response.status_code, response.headers, response.text, ctx, self.wire)
-                return await self._read_events(response, ctx, first)
+                return await self._read_events(response, ctx, first, on_text)
         except httpx.TransportError as exc:
             raise transport_error(exc, ctx) from None
 
     async def _read_events(  # type: ignore[override]
-        self, response: httpx.Response, ctx: CallContext, first: list[float]
+        self, response: httpx.Response, ctx: CallContext, first: list[float],
+        on_text: Callable[[str], None] | None = None,
     ) -> ParsedReply:
         try:
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 # Some OpenAI-compatible servers ignore `stream` and answer with one JSON body.
                 body = await response.aread()
-                return guarded(ctx, lambda: self.wire.parse_response(json.loads(body)))
+                parsed = guarded(ctx, lambda: self.wire.parse_response(json.loads(body)))
+                if on_text and parsed.text:
+                    on_text(parsed.text)
+                return parsed
             state = self.wire.new_stream()
             async for event in EventSource(response).aiter_sse():
-                if guarded(ctx, state.feed, event.event, event.data) and not first:
-                    first.append(time.perf_counter())
+                delta = guarded(ctx, state.feed, event.event, event.data)
+                if delta:
+                    if not first:
+                        first.append(time.perf_counter())
+                    if on_text:
+                        on_text(delta)
                 if state.done:
                     break
         except httpx.TransportError as exc:

@@ -250,10 +250,10 @@ def _fix(kind: str, ctx: CallContext, status: int | None, retry_after: float | N
                 f"{section} points at an API of kind {cfg.kind!r}")
     if kind == "stream_cut":
         return f"{name} stopped streaming before the answer was complete: try again"
-    if CONTEXT_TOO_LONG.search(vendor):
+    if kind == "context_window" or CONTEXT_TOO_LONG.search(vendor):
         return (f"the prompt is too long for {name}:{ctx.model}{http}: shorten it or pick a model "
                 f"with a larger context window (--tier or --model)")
-    if "blocked" in vendor:
+    if kind == "refusal" or "blocked" in vendor:
         return f"{name} blocked the prompt{http}: rephrase it or pick another provider with --model"
     return f"{name} refused the request{http}: check the prompt, max_tokens and temperature"
 
@@ -268,8 +268,11 @@ def status_error(status: int, headers: Mapping[str, str], body_text: str,
     except PARSE_ERRORS:
         body, vendor, kind_hint, body_wait = None, body_text, None, None
     retry_after = parse_retry_after(headers)
+    kind = kind_hint or kind_for_status(status)
+    if kind == "bad_request" and CONTEXT_TOO_LONG.search(vendor):
+        kind = "context_window"  # a fallback to a model with a larger window can answer it
     return ctx.error(
-        kind_hint or kind_for_status(status), status=status, vendor=vendor,
+        kind, status=status, vendor=vendor,
         retry_after=body_wait if retry_after is None else retry_after,
     )
 

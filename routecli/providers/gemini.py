@@ -61,7 +61,7 @@ def usage_from(raw: Any) -> Usage | None:
 def _raise_if_blocked(body: dict[str, Any]) -> None:
     reason = (body.get("promptFeedback") or {}).get("blockReason")
     if reason:
-        raise ProviderError(f"prompt blocked, blockReason {reason}", kind="bad_request")
+        raise ProviderError(f"prompt blocked, blockReason {reason}", kind="refusal")
 
 
 def _answer_text(candidate: dict[str, Any]) -> str:

@@ -145,9 +145,14 @@ def _interp(points: list[list[float]], x: float) -> float:
 # ---------------------------------------------------------------- routers on examples
 
 
-def folds(examples: Sequence[Example], k: int) -> list[int]:
-    """Fold of each example: by prompt fingerprint, so the split ignores file order and is stable."""
-    order = sorted(range(len(examples)), key=lambda i: (prompt_key(examples[i].prompt), i))
+def folds(examples: Sequence[Example], k: int, repeat: int = 0) -> list[int]:
+    """Fold of each example: by prompt fingerprint, so the split ignores file order and is stable.
+    `repeat` > 0 reshuffles (fingerprint of the repeat number and the prompt), for repeated k-fold."""
+    def key(i: int) -> tuple[str, int]:
+        prompt = examples[i].prompt
+        return (prompt_key(prompt if not repeat else f"{repeat}\x00{prompt}"), i)
+
+    order = sorted(range(len(examples)), key=key)
     fold = [0] * len(examples)
     for rank, i in enumerate(order):
         fold[i] = rank % k
@@ -168,8 +173,26 @@ def held_out_scores(examples: list[Example], parts: list[Any], recipe: Recipe) -
     return scores
 
 
-def cross_scores(examples: list[Example], recipe: Recipe, k: int) -> list[float]:
-    return held_out_scores(examples, folds(examples, k), recipe)
+def cross_scores(examples: list[Example], recipe: Recipe, k: int, repeat: int = 0) -> list[float]:
+    return held_out_scores(examples, folds(examples, k, repeat), recipe)
+
+
+def bootstrap_margin(
+    a: Sequence[float], b: Sequence[float] | float, examples: Sequence[Example], draws: int = 500, seed: int = 0
+) -> dict[str, float]:
+    """APGR(a) - APGR(b) when the prompts are resampled with replacement: mean and 95% interval.
+    `b` is a second router's scores, or a fixed APGR (random's, which is 0.5 on any sample)."""
+    rng = random.Random(seed)
+    n = len(examples)
+    diffs = []
+    for _ in range(draws):
+        idx = [rng.randrange(n) for _ in range(n)]
+        sample = [examples[i] for i in idx]
+        first = summarise([a[i] for i in idx], sample)["apgr"]
+        other = b if isinstance(b, (int, float)) else summarise([b[i] for i in idx], sample)["apgr"]
+        diffs.append(first - other)
+    diffs.sort()
+    return {"mean": math.fsum(diffs) / draws, "low": quantile(diffs, 0.025), "high": quantile(diffs, 0.975)}
 
 
 def task_group(signals: dict[str, Any], prompt: str) -> str:
@@ -221,9 +244,12 @@ def evaluate(
     weights: Path | None = None, seeds: int = RANDOM_SEEDS, transfer: bool = False,
 ) -> dict[str, Any]:
     """The chosen router side by side with rules-only and random, overall and per group."""
+    from routecli.routing.learned import load
     from routecli.routing.train import pair_examples, read_pairs, with_features
 
-    examples = with_features(pair_examples(read_pairs(path), strong, weak, path))
+    # Labels as the weights' own recipe defines them, so k-fold retraining matches the weights.
+    recipe = Recipe.from_dict(load(weights).weights.get("recipe", {})) if router == "learned" or transfer else Recipe()
+    examples = with_features(pair_examples(read_pairs(path), strong, weak, path, recipe))
     names = list(dict.fromkeys([router, "rules", "random"]))
     scores: dict[str, list[float]] = {}
     report: dict[str, Any] = {
@@ -272,5 +298,11 @@ def transfer_split(examples: list[Example], scores: dict[str, list[float]], seed
     groups = [task_group(ex.signals, ex.prompt) for ex in examples]
     held_scores = held_out_scores(examples, groups, recipe)
     others = {name: values for name, values in scores.items() if name != "learned"}
-    out = _by_group(examples, groups, {"learned": held_scores, **others}, seeds)
-    return {"how": "each task group scored by a model trained only on the other groups", "groups": out}
+    routers = {"learned": held_scores, **others}
+    out = _by_group(examples, groups, routers, seeds)
+    # All prompts at once, each scored by the model that never saw its group: the thresholds
+    # then cut across groups, so this also asks whether scores from different models agree.
+    pooled = {name: _brief(summarise(values, examples)) for name, values in routers.items()}
+    pooled["random"] = _brief(summarise_random(examples, seeds))
+    return {"how": "each task group scored by a model trained only on the other groups", "groups": out,
+            "pooled": {"n": len(examples), **pooled}}

@@ -1,13 +1,14 @@
-"""Features for the learned router: every signal, a few text-shape statistics, and words.
+"""Features for the learned router: every signal, a few text-shape statistics, and (optionally) words.
 
 Generic on purpose, so `extract_signals` can grow without touching this file (retrain only):
 - a number or a bool becomes a numeric feature (counts squashed with log1p, so the tenth
   code block matters less than the first);
 - a string becomes categorical tokens `name=value` (comma-separated values split);
 - the last user message gives shape statistics (`t:...`) and word tokens (`w:...`).
-Word tokens are kept verbatim rather than hashed: the vocabulary is fixed at training time
-(only words seen in several training prompts), so the mapping is stable by construction,
-a lookup is a plain dict hit, and the weights file shows which words matter.
+The shipped recipe does not use word tokens (train.py says why); `Recipe(words=True)` does.
+They are kept verbatim rather than hashed: the vocabulary is fixed at training time (only
+words seen in several training prompts), so the mapping is stable by construction, a lookup
+is a plain dict hit, and the weights file shows which words matter.
 
 Pure and fast: no I/O; text is read in a head + tail window like the signals are.
 """
@@ -179,12 +180,15 @@ def featurize(request: Request) -> tuple[dict[str, float], set[str], dict[str, A
 
 
 def featurize_for(
-    request: Request, vocab: Mapping[str, float], firsts: set[str]
+    request: Request, vocab: Mapping[str, float], firsts: set[str], use_words: bool = True
 ) -> tuple[dict[str, float], set[str], dict[str, Any]]:
     """`featurize` limited to the tokens a model knows: the same features, without building
-    every word pair of a long prompt (a pair is formed only after a known first word)."""
+    every word pair of a long prompt (a pair is formed only after a known first word).
+    use_words=False: the model has no word tokens, so none are looked up."""
     numeric, categorical, counts, signals = _base(request)
     sparse = set(categorical)  # few, and one the model never saw still has its prior
+    if not use_words:
+        return numeric, sparse, signals
     sparse.update(key for key in ("w:" + t for t in counts if t not in STOPWORDS) if key in vocab)
     if firsts:
         tokens = words(window(request.last_user_text))

@@ -1,4 +1,4 @@
-"""The learned classifier: signals + words -> logistic score, with the features that moved it.
+"""The learned classifier: signals + text shape -> logistic score, with the features that moved it.
 
 Inference is a sparse dot product and a sigmoid in pure Python. The weights file ships in
 the package (routing/weights/default.json, made by scripts/train_weights.py); ROUTECLI_WEIGHTS
@@ -54,10 +54,11 @@ class Model:
         self.tokens: dict[str, float] = {k: float(v) for k, v in weights["tokens"].items()}
         self.prior: dict[str, float] = dict(weights.get("recipe", {}).get("prior", {}))
         self.vocab_firsts = {k[2:].split(" ", 1)[0] for k in self.tokens if k.startswith("w:") and " " in k}
+        self.words = any(k.startswith("w:") for k in self.tokens)
 
     def contributions(self, request: Request) -> tuple[float, list[Part], dict[str, Any]]:
         """(logit, [(feature, logit change)], signals); changes are against an average prompt."""
-        numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts)
+        numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts, self.words)
         logit, parts = self.logit(numeric, sparse)
         return logit, parts, signals
 

@@ -7,12 +7,22 @@ The label, "the strong model is needed", is soft (0..1), from two parts:
 - the pair: gap = grade(strong) - grade(weak), ramped from 0 at gap <= 0 to 1 at gap >= margin
   (0.6: six points on the judge's 1-10 scale). Ties and weak wins are 0; a large gap counts
   more than a small one, since one judge grade per answer makes a 1-2 point gap half noise.
-- the panel: 1 - the mean grade, on this prompt, of the other graded models that are clearly
-  weaker than the strong one (mean grade at least 0.1 below it). Many weaker models failing
-  a prompt is a far less noisy sign that it needs a strong model than one weak model's grade.
+- the panel: 1 - the weighted mean grade, on this prompt, of the other graded models that are
+  clearly weaker than the strong one (mean grade at least 0.1 below it), each weighted by how
+  close its mean grade is to the weak model's (exp(-distance / panel_tau)): a prompt that
+  models of the weak one's strength fail is one the weak model is likely to fail, while a
+  much weaker model failing it says little. Many models' grades are a far less noisy sign
+  than one weak model's grade.
 label = pair_weight * pair + (1 - pair_weight) * panel; the pair alone when fewer than
-panel_min panel grades exist (a file with only the two models). Measured on the shared Arena
-data with 10-fold cross-validation, the panel raised APGR on all three reference pairs.
+panel_min panel grades exist (a file with only the two models). On the shared Arena data the
+panel raised 10-fold APGR on all three reference pairs, and weighting it toward the weak
+model's strength raised both the k-fold and the transfer figures a little more.
+
+Features: the routing signals and text-shape statistics (features.py), not words
+(`Recipe(words=True)` adds them). Words learned from a few hundred prompts name their topics,
+and topics do not carry over to other workloads: on the shared Arena data, words added nothing
+in k-fold cross-validation and lost a little APGR on every reference pair when training on
+three task types and testing on the fourth (benchmarks/routing_quality.py --recipe words=true).
 """
 
 from __future__ import annotations
@@ -58,10 +68,16 @@ class Recipe:
     pair_weight: float = 0.25
     panel_gap: float = 0.1
     panel_min: int = 3
-    l2_numeric: float = 0.1  # per standardised signal; signals carry over to other workloads
-    l2_category: float = 0.2
+    panel_tau: float | None = 0.1  # None: every panel model weighs the same
+    words: bool = False  # word tokens as features; off: they do not transfer (see above)
+    # Light: without words there are a few dozen features for a few hundred prompts. l2, words
+    # and panel_tau are what 5-fold selection inside each outer fold's training set picked most
+    # often on the shared data; every choice in that grid scored within 0.01 APGR of the others
+    # on the outer folds (benchmarks/routing_quality.py --recipe KEY=VALUE measures one).
+    l2_numeric: float = 0.03  # per standardised signal; signals carry over to other workloads
+    l2_category: float = 0.06
     l2_word: float = 0.1  # with min_df, words cannot memorise a prompt
-    min_df: int = 5  # a word must appear in this many training prompts
+    min_df: int = 5  # with words: a word must appear in this many training prompts
     max_words: int = 2000
     bigrams: bool = False  # word pairs measured no better than single words, at twice the cost
     iterations: int = 200
@@ -75,7 +91,10 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Recipe:
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+        # Weights written before a field existed were trained as if it had its old meaning.
+        legacy = {"words": True, "panel_tau": None}
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**{**{k: v for k, v in legacy.items() if k not in known}, **known})
 
 
 @dataclass
@@ -156,15 +175,19 @@ def pair_examples(
             raise UsageError(f"--{role} {model!r} is not graded in {path}; models there: {shown or 'none'}")
     if strong == weak:
         raise UsageError("--strong and --weak name the same model; pick two different ones")
-    panel = [m for m, mean in means.items() if m != strong and mean <= means[strong] - recipe.panel_gap]
+    panel = panel_weights(means, strong, weak, recipe)
     examples = []
     for number, row in enumerate(rows):
         grades = row["scores"]
         s, w = grades.get(strong), grades.get(weak)
         if not (_grade(s) and _grade(w)):
             continue
-        seen = [float(grades[m]) for m in panel if _grade(grades.get(m))]
-        difficulty = 1.0 - math.fsum(seen) / len(seen) if len(seen) >= recipe.panel_min else None
+        seen = [(float(grades[m]), weight) for m, weight in panel.items() if _grade(grades.get(m))]
+        total = math.fsum(weight for _, weight in seen)
+        difficulty = (
+            1.0 - math.fsum(g * weight for g, weight in seen) / total
+            if len(seen) >= recipe.panel_min and total > 0 else None
+        )
         examples.append(Example(str(row.get("id", number)), row["prompt"], str(row.get("category") or ""),
                                 float(s), float(w), difficulty))
     if len(examples) < MIN_ROWS:
@@ -172,6 +195,16 @@ def pair_examples(
             f"Only {len(examples)} rows of {path} grade both {strong} and {weak}; need at least {MIN_ROWS}"
         )
     return examples
+
+
+def panel_weights(means: dict[str, float], strong: str, weak: str, recipe: Recipe) -> dict[str, float]:
+    """The models clearly weaker than the strong one, weighted by closeness to the weak one."""
+    panel = {}
+    for model, mean in means.items():
+        if model != strong and mean <= means[strong] - recipe.panel_gap:
+            distance = abs(mean - means[weak])
+            panel[model] = 1.0 if recipe.panel_tau is None else math.exp(-distance / max(recipe.panel_tau, 1e-6))
+    return panel
 
 
 def _grade(value: Any) -> bool:
@@ -225,6 +258,8 @@ def _vocabulary(examples: list[Example], recipe: Recipe) -> list[str]:
     df: dict[str, int] = {}
     for ex in examples:
         for token in ex.sparse:
+            if token.startswith("w:") and not recipe.words:
+                continue
             if recipe.bigrams or " " not in token:
                 df[token] = df.get(token, 0) + 1
     # A signal value seen once is kept only if it has a prior, which inference would apply anyway.

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from routecli.errors import StoreError
+from routecli.store.budgets import add_spend
 from routecli.store.engine import describe, make_engine, reason, write_transaction
 from routecli.store.migrations import applied, apply_migrations
 from routecli.store.models import ATTEMPTS, Attempt, to_row
@@ -35,6 +36,7 @@ class Store:
         try:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(ATTEMPTS), rows)
+                add_spend(conn, rows)  # budget counters move in the same transaction as the ledger
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"Cannot write to the ledger at {self.location}: {reason(exc)}; "

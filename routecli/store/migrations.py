@@ -226,6 +226,105 @@ def m004_guards(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_alerts_dedupe ON alerts (dedupe_key)")
 
 
+@migration
+def m005_ab(conn: Connection) -> None:
+    """A/B tests of routing strategies, the arm each attempt was routed by, and people's feedback."""
+    conn.exec_driver_sql("ALTER TABLE attempts ADD COLUMN ab_test TEXT")  # NULL: in no test
+    conn.exec_driver_sql("ALTER TABLE attempts ADD COLUMN ab_variant TEXT")
+    conn.exec_driver_sql("CREATE INDEX ix_attempts_ab ON attempts (ab_test, ab_variant)")
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE ab_tests (
+            name TEXT NOT NULL PRIMARY KEY,
+            variants TEXT NOT NULL,
+            split TEXT NOT NULL,
+            by_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            stopped_at TEXT
+        )
+        """
+    )
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE feedback (
+            id TEXT NOT NULL PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            attempt_id TEXT,
+            score DOUBLE PRECISION NOT NULL,
+            note TEXT,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_feedback_request ON feedback (request_id, created_at)")
+
+
+@migration
+def m006_stats_indexes(conn: Connection) -> None:
+    """What keeps `routecli stats` under a second at a million attempts (benchmarks/stats_scale.py).
+
+    SQLite has no hash aggregate: a GROUP BY sorts every row unless an index already walks the
+    rows in group order. ix_attempts_cube is that order for every breakdown at once (day, tier,
+    model, status...: `stats` groups by a prefix of it) and holds every summed column, so one scan
+    of it, never the table, makes all the figures. The partial indexes keep answers in latency
+    and time-to-first-token order per group, so a percentile is one OFFSET into an index instead
+    of a sort. ix_attempts_followups finds the requests that fell back or escalated.
+    analytics/stats_sql.py writes `substr(created_at, 1, 10)` exactly so, for SQLite to match it.
+    """
+    conn.exec_driver_sql(
+        """
+        CREATE INDEX ix_attempts_cube ON attempts (
+            substr(created_at, 1, 10), tier, provider, model, status, source, step, cache_kind, agent, tags,
+            created_at, input_tokens, output_tokens, cached_tokens, reasoning_tokens, cost_micros,
+            baseline_cost_micros, saved_micros, latency_ms, ttft_ms, confidence, score
+        )
+        """
+    )
+    for metric, short in (("latency_ms", "latency"), ("ttft_ms", "ttft")):
+        answered = f"status = 'ok' AND source <> 'judge' AND {metric} IS NOT NULL"
+        for group, keys in (("all", ""), ("tier", "tier, "), ("model", "provider, model, "), ("provider", "provider, "),
+                            ("agent", "agent, "), ("day", "substr(created_at, 1, 10), ")):
+            conn.exec_driver_sql(
+                f"CREATE INDEX ix_attempts_{short}_{group} ON attempts ({keys}{metric}, created_at) WHERE {answered}"
+            )
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_attempts_followups ON attempts (request_id, step) WHERE step IN ('fallback', 'escalation')"
+    )
+
+
+@migration
+def m007_similar_cache(conn: Connection) -> None:
+    """The opt-in similarity cache: answers by scope (everything but the last user message) and
+    normalised prompt, with MinHash band keys to find near-identical prompts by index."""
+    conn.exec_driver_sql(
+        """
+        CREATE TABLE similar_cache (
+            key TEXT NOT NULL PRIMARY KEY,
+            scope TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            usage TEXT NOT NULL,
+            attempt_id TEXT,
+            cost_micros BIGINT,
+            hits INTEGER NOT NULL,
+            saved_micros BIGINT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            last_hit_at TEXT
+        )
+        """
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_similar_cache_expires ON similar_cache (expires_at)")
+    conn.exec_driver_sql(
+        "CREATE TABLE similar_bands (scope TEXT NOT NULL, band TEXT NOT NULL, key TEXT NOT NULL, "
+        "PRIMARY KEY (scope, band, key))"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_similar_bands_key ON similar_bands (key)")
+
+
 def applied(engine: Engine) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     with engine.connect() as conn:

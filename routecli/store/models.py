@@ -14,7 +14,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 from ulid import ULID
 
-SOURCES = ("ask", "batch", "route", "judge")  # judge: a phase-2 routing call, linked by request_id
+SOURCES = ("ask", "batch", "route", "judge", "serve")  # judge: a phase-2 routing call, linked by request_id
 STATUSES = ("ok", "error", "skipped", "dry-run")  # skipped: refused before any call (budget, open breaker)
 STEPS = ("first", "retry", "fallback", "escalation")
 
@@ -125,6 +125,8 @@ class Attempt(SQLModel, table=True):
     saved_micros: Optional[int] = Field(default=None, sa_type=BigInteger)
     confidence: Optional[float] = Field(default=None, sa_type=Double)
     caller: Optional[str] = None
+    ab_test: Optional[str] = None  # m005: the A/B test whose variant routed this request
+    ab_variant: Optional[str] = None
 
 
 ATTEMPTS = Attempt.__table__
@@ -154,3 +156,15 @@ def check_row(fields: dict[str, Any]) -> dict[str, Any]:
     if row["status"] not in STATUSES:
         raise ValueError(f"attempt status must be one of {STATUSES}, got {row['status']!r}")
     return row
+
+
+_STAMP = UTCDateTime()
+
+
+def stamp(when: datetime | None) -> str | None:
+    """A datetime as the ledger's fixed-width UTC text (for hand-written SQL)."""
+    return _STAMP.process_bind_param(when, None)
+
+
+def unstamp(value: str | None) -> datetime | None:
+    return _STAMP.process_result_value(value, None)

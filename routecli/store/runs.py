@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from routecli.errors import StoreError
 from routecli.store.db import Store
 from routecli.store.engine import immediate, reason, write_transaction
+from routecli.store.budgets import add_spend
 from routecli.store.models import ATTEMPTS, COLUMNS, UTCDateTime, check_row, utcnow
 
 FINISHED = ("ok", "dry-run")
@@ -172,7 +173,8 @@ class Committer:
         try:
             if self._conn is None:
                 self._conn = self._open()
-            rows = [self._values(check_row(fields)) for fields in attempts]
+            checked = [check_row(fields) for fields in attempts]
+            rows = [self._values(row) for row in checked]
             now = utcnow().strftime(_TIME)
             params = [tuple({**_LINE_DEFAULTS, **line, "updated_at": now}[name] for name in _LINE_FIELDS)
                       for line in lines]
@@ -180,6 +182,7 @@ class Committer:
             with self._conn.begin():
                 if rows:
                     self._conn.exec_driver_sql(insert_sql, rows)
+                    add_spend(self._conn, checked)
                 if params:
                     self._conn.exec_driver_sql(upsert_sql, params)
         except SQLAlchemyError as exc:

@@ -1,0 +1,301 @@
+"""The SQL behind `routecli stats`: one index scan makes every sum, index OFFSETs make percentiles.
+
+SQLite has no hash aggregate, so a plain GROUP BY over a million attempts sorts them all
+(about 1.5 s). Instead `cube()` groups by a prefix of ix_attempts_cube (m006), which walks
+the rows already in that order, into cells of (day, tier, provider, model, status, source,
+step, cache kind[, agent[, tags]]); `fold()` then adds the few cells up per breakdown in the
+same statement. Every figure is a sum over cells, so a breakdown costs no second scan.
+Percentiles cannot be added up: `percentiles()` reads each one at its rank from an index kept
+in latency order (m006), or ranks with window functions where no such index fits; the
+`conn.dialect.name` switch is where PostgreSQL's percentile_disc would go.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, null, or_, select, text, true, union_all
+
+from routecli.store.models import ATTEMPTS
+
+_C = ATTEMPTS.c
+# Literal text, not bound parameters: SQLite uses an expression or partial index only when the
+# query spells the same constants (m006 writes exactly these).
+DAY_SQL = "substr(attempts.created_at, 1, 10)"
+_OK, _JUDGE = literal_column("'ok'"), literal_column("'judge'")
+
+DIMENSIONS = ("tier", "model", "provider", "agent", "tag", "day")
+PERCENTILES = (50, 95, 99)
+METRICS = ("latency_ms", "ttft_ms")
+# A window this small is ranked directly; an index OFFSET walks the whole index whatever the window.
+SMALL_WINDOW = 20_000
+
+
+def day_of(table: Any = ATTEMPTS) -> ColumnElement[str]:
+    return literal_column(DAY_SQL if table is ATTEMPTS else f"substr({table.name}.created_at, 1, 10)")
+
+
+def window(since: datetime | None, until: datetime | None, table: Any = ATTEMPTS) -> ColumnElement[bool]:
+    """created_at in [since, until); the UTC days bound the cube index's leading column too."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.utcoffset() is None:
+            raise ValueError(f"{name}={value!r} is naive: pass a timezone-aware datetime")
+    clauses: list[Any] = []
+    day = day_of(table)
+    if since is not None:
+        clauses += [table.c.created_at >= since, day >= _utc_day(since)]
+    if until is not None:
+        clauses += [table.c.created_at < until, day <= _utc_day(until)]
+    return and_(true(), *clauses)
+
+
+def _utc_day(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+# ---------------------------------------------------------------- one scan: cells
+
+
+_CUBE_ORDER = ("day", "tier", "provider", "model", "status", "source", "step", "cache_kind", "agent", "tags")
+
+
+def _cube_depth(dims: Sequence[str]) -> int:
+    """How many leading index columns the cells need: status..cache_kind always (the sums split on them)."""
+    if "tag" in dims:
+        return 10
+    return 9 if "agent" in dims else 8
+
+
+def _when(condition: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
+    return case((condition, value))
+
+
+def cube(where: ColumnElement[bool], dims: Sequence[str]) -> Any:
+    """Cells: the attempts in the window grouped by a prefix of ix_attempts_cube, each with plain sums."""
+    columns = {name: (day_of() if name == "day" else _C[name]) for name in _CUBE_ORDER}
+    keys = [columns[name].label(name) for name in _CUBE_ORDER[: _cube_depth(dims)]]
+    has_cost, has_baseline = _C.cost_micros.is_not(None), _C.baseline_cost_micros.is_not(None)
+    sums = [
+        func.count().label("n"),
+        *(func.sum(_C[name]).label(name) for name in ("input_tokens", "output_tokens", "cached_tokens",
+                                                        "reasoning_tokens", "saved_micros")),
+        func.sum(_C.cost_micros).label("cost"),
+        func.count(_C.cost_micros).label("cost_n"),
+        func.sum(_when(has_cost, _C.baseline_cost_micros)).label("base"),
+        func.count(_when(has_cost, _C.baseline_cost_micros)).label("covered"),
+        func.sum(_when(has_baseline, _C.cost_micros)).label("base_cost"),
+        func.sum(_C.latency_ms).label("lat_sum"),
+        func.count(_C.latency_ms).label("lat_n"),
+        func.sum(_C.ttft_ms).label("ttft_sum"),
+        func.count(_C.ttft_ms).label("ttft_n"),
+        func.sum(_C.confidence).label("conf_sum"),
+        func.count(_C.confidence).label("conf_n"),
+        func.sum(_C.score).label("score_sum"),
+    ]
+    group = [columns[name] for name in _CUBE_ORDER[: len(keys)]]
+    return select(*keys, *sums).where(where).group_by(*group).cte("cells").prefix_with("MATERIALIZED")
+
+
+def _measures(c: Any) -> list[Any]:
+    """Sums over cells: the conditions are on the cells' keys, so each row was looked at once."""
+    answer = and_(c.status == "ok", c.source != "judge")
+    first = and_(c.source != "judge", c.step == "first")
+    counted = and_(answer, c.step != "escalation")  # an escalation's baseline was already counted once
+    overhead = or_(c.source == "judge", c.step == "escalation")  # routing's own costs, no baseline
+    n = c.n
+    return [
+        func.sum(n).label("attempts"),
+        func.sum(_when(first, n)).label("requests"),
+        *(func.sum(_when(c.status == status, n)).label(name) for status, name in (
+            ("ok", "ok"), ("error", "errors"), ("skipped", "skipped"), ("dry-run", "dry_runs"))),
+        func.sum(_when(c.source == "judge", n)).label("judge_calls"),
+        *(func.sum(getattr(c, name)).label(name) for name in (
+            "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")),
+        func.sum(c.cost).label("cost"),
+        func.sum(_when(c.source == "judge", c.cost)).label("judge_cost"),
+        func.sum(_when(and_(c.status == "ok", c.cache_kind.is_(None)), n - c.cost_n)).label("cost_unknown"),
+        func.sum(_when(counted, c.covered)).label("savings_rows"),
+        func.sum(_when(counted, c.base)).label("savings_baseline"),
+        func.sum(_when(counted, c.base_cost)).label("savings_cost"),
+        func.sum(_when(overhead, c.cost)).label("overhead_cost"),
+        func.sum(c.saved_micros).label("cache_saved"),
+        func.sum(_when(answer, n)).label("answers"),
+        func.sum(_when(and_(answer, c.cache_kind.is_not(None)), n)).label("cache_hits"),
+        *(func.sum(_when(answer, getattr(c, name))).label(name) for name in (
+            "lat_sum", "lat_n", "ttft_sum", "ttft_n", "conf_sum", "conf_n")),
+        func.sum(_when(first, c.score_sum)).label("score_sum"),
+    ]
+
+
+# ---------------------------------------------------------------- folding cells per breakdown
+
+
+def _dim_keys(cells: Any, dim: str) -> tuple[list[Any], Any]:
+    """(the one or two key columns, the FROM clause) of a breakdown over cells."""
+    if dim == "total":
+        return [], cells
+    if dim == "model":
+        return [cells.c.provider, cells.c.model], cells
+    if dim == "day":
+        return [cells.c.day], cells
+    if dim == "tag":
+        tag = tag_values(cells.c.tags)
+        return [tag.c.value], cells.outerjoin(tag, true())  # an untagged cell is the NULL group
+    return [cells.c[dim]], cells
+
+
+def tag_values(tags: Any) -> Any:
+    """The tags of a JSON-list column as a table of `value` (SQLite json_each; PostgreSQL:
+    jsonb_array_elements_text(tags::jsonb) would go here)."""
+    return func.json_each(tags).table_valued("value")
+
+
+def fold(cells: Any, dims: Sequence[str], measures: Any = _measures) -> Any:
+    """One statement: a row per (breakdown, group), the totals first, keys padded to two columns."""
+    parts = []
+    for dim in ("total", *dims):
+        keys, source = _dim_keys(cells, dim)
+        padded = [key.label(f"k{i}") for i, key in enumerate(keys)] + [null().label(f"k{i}") for i in
+                                                                        range(len(keys), 2)]
+        query = select(literal(dim).label("dim"), *padded, *measures(cells.c)).select_from(source)
+        parts.append(query.group_by(*keys) if keys else query)
+    return union_all(*parts)
+
+
+def group_key(row: Any) -> tuple:
+    """A folded row's group: () for the totals, (provider, model) for a model, else (value,)."""
+    if row["dim"] == "total":
+        return ()
+    return (row["k0"], row["k1"]) if row["dim"] == "model" else (row["k0"],)
+
+
+def folded(conn: Any, where: ColumnElement[bool], dims: Sequence[str]) -> dict[tuple[str, tuple], dict[str, Any]]:
+    """{(dim, key): sums} for the totals ("total", ()) and every group of every breakdown."""
+    rows = conn.execute(fold(cube(where, dims), dims)).mappings()
+    return {(row["dim"], group_key(row)): dict(row) for row in rows}
+
+
+# ---------------------------------------------------------------- requests that fell back or escalated
+
+
+def followups(conn: Any, since: datetime | None, until: datetime | None, dims: Sequence[str]) -> dict:
+    """{(dim, key): (fallback requests, escalated requests)}, each request counted under the
+    group of its first attempt (where routing sent it), like `requests`."""
+    steps = [literal_column("'fallback'"), literal_column("'escalation'")]
+    flagged = (
+        select(
+            _C.request_id,
+            func.max(case((_C.step == "fallback", 1), else_=0)).label("fallback"),
+            func.max(case((_C.step == "escalation", 1), else_=0)).label("escalation"),
+        )
+        .where(_C.step.in_(steps))  # spelled as ix_attempts_followups' WHERE, so only those rows are read
+        .group_by(_C.request_id)
+        .subquery("flagged")
+    )
+    first = ATTEMPTS.alias("f")
+    keys = [day_of(first).label("day"), *(first.c[name] for name in ("tier", "provider", "model", "agent", "tags"))]
+    cells = (
+        select(*keys, func.sum(flagged.c.fallback).label("fallback"), func.sum(flagged.c.escalation).label("escalation"))
+        .select_from(flagged.join(first, first.c.request_id == flagged.c.request_id))
+        .where(first.c.source != "judge", first.c.step == "first", window(since, until, first))
+        .group_by(*keys)
+        .cte("flag_cells")
+    )
+
+    def measures(c: Any) -> list[Any]:
+        return [func.sum(c.fallback).label("fallback"), func.sum(c.escalation).label("escalation")]
+
+    rows = conn.execute(fold(cells, dims, measures)).mappings()
+    return {(row["dim"], group_key(row)): (int(row["fallback"] or 0), int(row["escalation"] or 0))
+            for row in rows}
+
+
+# ---------------------------------------------------------------- percentiles
+
+
+def rank(p: int, n: int) -> int:
+    """Nearest rank (1-based): the smallest value with at least p% of the values at or below it."""
+    return max(1, math.ceil(p * n / 100))
+
+
+def _answered(metric: str) -> list[ColumnElement[bool]]:
+    return [_C.status == _OK, _C.source != _JUDGE, _C[metric].is_not(None)]
+
+
+_INDEX_KEYS = {"total": (), "tier": ("tier",), "model": ("provider", "model"), "provider": ("provider",),
+               "agent": ("agent",), "day": ("substr(created_at, 1, 10)",)}  # m006's partial indexes
+
+
+def percentiles(conn: Any, dim: str, metric: str, since: datetime | None, until: datetime | None,
+                counts: dict[tuple, int]) -> dict:
+    """{group key: {"p50": ms, ...}} for the groups of `dim` ("total" included); `counts` is how
+    many answers with the metric each group has in the window (from the cells)."""
+    if not any(counts.values()):
+        return {}
+    if conn.dialect.name == "sqlite" and dim in _INDEX_KEYS and sum(counts.values()) >= SMALL_WINDOW:
+        return _by_offsets(conn, dim, metric, since, until, counts)
+    return _ranked(conn, dim, metric, window(since, until))
+
+
+def _by_offsets(conn: Any, dim: str, metric: str, since: datetime | None, until: datetime | None,
+                counts: dict[tuple, int]) -> dict:
+    """Each percentile is one row read at its rank, from whichever end of the m006 index is nearer.
+
+    Plain SQLite text: INDEXED BY (SQLAlchemy cannot say it) keeps the planner from sorting the
+    window's rows instead, and the WHERE repeats the partial index's own constants."""
+    index = f"ix_attempts_{'latency' if metric == 'latency_ms' else 'ttft'}_{'all' if dim == 'total' else dim}"
+    terms = [f"status = 'ok' AND source <> 'judge' AND {metric} IS NOT NULL"]
+    terms += [f"{column} IS :k{i}" for i, column in enumerate(_INDEX_KEYS[dim])]  # IS: the no-agent group
+    params: dict[str, Any] = {}
+    for name, op, when in (("since", ">=", since), ("until", "<", until)):
+        if when is not None:
+            terms.append(f"created_at {op} :{name}")
+            params[name] = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sql = f"SELECT {metric} FROM attempts INDEXED BY {index} WHERE {' AND '.join(terms)} ORDER BY {metric} "
+    out: dict[tuple, dict[str, float | None]] = {}
+    for key, n in counts.items():
+        if not n:
+            continue
+        bound = {**params, **{f"k{i}": value for i, value in enumerate(key)}}
+        values = {}
+        for p in PERCENTILES:
+            r = rank(p, n)
+            ascending = r <= n - r + 1
+            offset = r - 1 if ascending else n - r
+            query = text(sql + ("ASC" if ascending else "DESC") + " LIMIT 1 OFFSET :offset")
+            values[f"p{p}"] = conn.execute(query, {**bound, "offset": offset}).scalar()
+        out[key] = values
+    return out
+
+
+def _ranked(conn: Any, dim: str, metric: str, where: ColumnElement[bool]) -> dict:
+    """Window functions (any backend, one sort per breakdown): row_number within each group."""
+    column = _C[metric]
+    if dim == "tag":
+        tag = tag_values(_C.tags)
+        keys: list[Any] = [tag.c.value]
+        source: Any = ATTEMPTS.outerjoin(tag, true())
+    else:
+        keys, source = ([] if dim == "total" else _plain_keys(dim)), ATTEMPTS
+    partition = keys or None
+    ranked = (
+        select(*[k.label(f"k{i}") for i, k in enumerate(keys)], column.label("v"),
+               func.row_number().over(partition_by=partition, order_by=column).label("rn"),
+               func.count().over(partition_by=partition).label("n"))
+        .select_from(source)
+        .where(where, *_answered(metric))
+        .subquery()
+    )
+    group = [ranked.c[f"k{i}"] for i in range(len(keys))]
+    picks = [func.min(case((ranked.c.rn * 100 >= p * ranked.c.n, ranked.c.v))).label(f"p{p}") for p in PERCENTILES]
+    rows = conn.execute(select(*group, *picks).group_by(*group)).mappings()
+    return {tuple(row[f"k{i}"] for i in range(len(keys))): {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
+            for row in rows}
+
+
+def _plain_keys(dim: str) -> list[Any]:
+    if dim == "model":
+        return [_C.provider, _C.model]
+    return [day_of()] if dim == "day" else [_C[dim]]

@@ -1,0 +1,1 @@
+"""`routecli serve`: an OpenAI-compatible endpoint that routes every request and records it in the ledger."""

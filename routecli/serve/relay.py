@@ -1,0 +1,164 @@
+"""The async driver of a request's journey for `routecli serve`: the same guards as `ask`
+(breaker, budget, cache, fallback, escalation; `flow.Policy`), over shared async clients, with
+rows committed in groups by the batch runner's GroupWriter so a busy endpoint is not held up
+by one transaction per request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from routecli.batch.writer import GroupWriter, Item
+from routecli.domain import Decision, Reply, Request
+from routecli.engine import Engine, Outcome, PriceMemo, mark_failed, priced, refuse_tools
+from routecli.errors import BudgetError, ProviderError, redact
+from routecli.flow import BudgetRefused, Journey, Policy, mark_skipped, refusal
+from routecli.guard.gate import Gate
+from routecli.store import new_id
+from routecli.store.runs import Committer
+
+if TYPE_CHECKING:
+    from routecli.config import Config
+    from routecli.keys import KeyRing
+    from routecli.providers.aio import AsyncHttpProvider
+    from routecli.store import Store
+
+CONNECTIONS = 256  # per upstream provider
+
+
+class Relay:
+    def __init__(self, config: Config, keys: KeyRing, store: Store) -> None:
+        self.config, self.keys, self.store = config, keys, store
+        self.engine = Engine(config, None, keys)  # decide() only: rows go through the writer
+        self.gate = Gate(config, store)
+        self.policy = Policy(config, keys, self.gate, self.engine._window_of)
+        self.price_of = PriceMemo(config)
+        committer = Committer(store)
+        self.writer = GroupWriter(lambda attempts, _lines: committer(attempts, []))
+        self._committer = committer
+        self._providers: dict[str, AsyncHttpProvider] = {}
+        self._secrets = keys.secrets()
+
+    def start(self) -> None:
+        self.writer.start()
+
+    async def close(self) -> None:
+        await self.writer.close()
+        for provider in self._providers.values():
+            await provider.client.aclose()
+        self._committer.close()
+
+    def decide(self, request: Request) -> Decision:
+        decision = self.engine.decide(request)
+        refuse_tools(request)
+        return decision
+
+    async def answer(self, request: Request, decision: Decision, *, caller: str | None,
+                     on_text: Callable[[str], None] | None = None) -> Outcome:
+        """Answer through the guards; with on_text the answer streams, and then neither a fallback
+        after the first words nor an escalation can replace it."""
+        from routecli.routing.choose import fallback_chain
+
+        chain = fallback_chain(decision, request, self.config, self.keys.has, self.engine._window_of)
+        journey = Journey(request, new_id(), "serve", None, chain, caller=caller)
+        sent: list[str] = []
+
+        def emit(delta: str) -> None:
+            sent.append(delta)
+            if on_text:
+                on_text(delta)
+
+        step: Outcome | Decision = decision
+        while isinstance(step, Decision):
+            journey.attempts += 1
+            step = await self._attempt(journey, step, emit if on_text else None, sent)
+        step.history = journey.history
+        return step
+
+    async def _attempt(self, journey: Journey, decision: Decision, emit: Callable[[str], None] | None,
+                       sent: list[str]) -> Outcome | Decision:
+        admitted, note = self.policy.admit(journey, decision.model)
+        if not admitted:
+            row = self.policy.row(journey, decision)
+            mark_skipped(row, "open_circuit", note)
+            await self._record(row)
+            nxt = self.policy.next_model(journey, decision, row["id"], "open_circuit")
+            if nxt is None:
+                raise ProviderError(note, kind="open_circuit", provider=decision.model.provider,
+                                    model=decision.model.model)
+            return nxt
+        try:
+            decision, hold = self.policy.reserve(journey, decision)
+        except BudgetRefused as refused:
+            mark_skipped(refused.row, "budget", refused.message)
+            await self._record(refused.row)
+            raise BudgetError(refused.message) from None
+        try:
+            key = self.gate.cache_key(journey.request, decision.model)
+            hit = self.gate.cached(key)
+            if hit is not None:
+                return await self._from_cache(journey, decision, hit, emit)
+            return await self._call(journey, decision, key, emit, sent)
+        finally:
+            self.gate.release(hold)
+
+    async def _call(self, journey: Journey, decision: Decision, key: Any,
+                    emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
+        row = self.policy.row(journey, decision)
+        started = time.perf_counter()
+        try:
+            provider = self._provider(decision.model.provider)
+            reply = await provider.complete(journey.request, decision.model.model, stream=emit is not None,
+                                            on_text=emit)
+            refusal(reply, decision)
+        except ProviderError as exc:
+            message = redact(str(exc), self._secrets)
+            mark_failed(row, exc.kind, message, (time.perf_counter() - started) * 1000, "", self.config)
+            await self._record(row)
+            self.gate.report(decision.model, exc.kind)
+            if journey.step == "escalation" and journey.weak is not None:
+                journey.history.append(f"escalation failed ({exc.kind}); kept the first answer")
+                return journey.weak
+            nxt = None if sent else self.policy.next_model(journey, decision, row["id"], exc.kind)
+            if nxt is None:
+                raise ProviderError(message, kind=exc.kind, provider=exc.provider, model=exc.model,
+                                    status=exc.status, retry_after=exc.retry_after) from None
+            return nxt
+        outcome = priced(row, decision, reply, self.config, self.price_of)
+        self.policy.assess(journey, row, outcome)
+        await self._record(row)
+        self.gate.report(decision.model, None)
+        self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
+        escalate = None if emit is not None else self.policy.escalation(journey, decision, row, outcome)
+        if escalate is None:
+            return outcome
+        journey.weak = outcome
+        return escalate
+
+    async def _from_cache(self, journey: Journey, decision: Decision, hit: Any,
+                          emit: Callable[[str], None] | None) -> Outcome:
+        from routecli.pricing import from_micros
+
+        row = self.policy.row(journey, decision)
+        baseline = self.policy.fill_from_cache(row, decision, hit)
+        await self._record(row)
+        if emit:
+            emit(hit.answer)
+        reply = Reply(hit.answer, hit.usage, decision.model.model, "stop", None, 0.0)
+        return Outcome(row["id"], decision, "ok", reply, cost=from_micros(0), baseline_cost=baseline,
+                       price_source="cache", cache_kind=hit.kind,
+                       saved_cost=None if hit.cost_micros is None else from_micros(hit.cost_micros))
+
+    async def _record(self, row: dict[str, Any]) -> None:
+        await self.writer.put(Item(row, {}), wait=True)
+
+    def _provider(self, name: str) -> AsyncHttpProvider:
+        if name not in self._providers:
+            from routecli.providers.aio import get_async_provider, make_async_client
+
+            cfg = self.config.provider(name)
+            self._providers[name] = get_async_provider(
+                cfg, api_key=self.keys.require(name), client=make_async_client(cfg, CONNECTIONS),
+                default_max_tokens=self.config.default_max_tokens)
+        return self._providers[name]

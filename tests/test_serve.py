@@ -1,0 +1,149 @@
+"""`routecli serve` end to end: a real server process, the official openai SDK, the fake vendor upstream."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+import fakevendor
+from conftest import VENDOR_KEY, ledger_rows
+
+openai = pytest.importorskip("openai")
+
+
+@pytest.fixture
+def serve(vendor, isolated_home):
+    """Start `routecli serve --port 0` on the vendor config; yields a function returning its base URL."""
+    started = []
+
+    def start(extra_config: str = "") -> str:
+        if extra_config:
+            path = isolated_home / "config.toml"
+            path.write_text(path.read_text() + "\n" + extra_config)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
+                                   stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        line = process.stderr.readline()
+        assert "listening on" in line, line + process.stderr.read()
+        return line.split("listening on ", 1)[1].split()[0]
+
+    yield start
+    for process in started:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.returncode == 0
+
+
+def client(url, key="unused"):
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=10)
+
+
+def test_chat_through_the_sdk_routes_answers_and_lands_in_the_ledger(serve, vendor):
+    url = serve()
+    raw = client(url).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi there"}])
+    reply = raw.parse()
+    assert reply.choices[0].message.content == "echo: hi there"
+    assert reply.model.count(":") == 1 and reply.usage.prompt_tokens > 0
+    assert raw.headers["x-routecli-tier"] in ("cheap", "standard", "premium")
+    assert raw.headers["x-routecli-model"] == reply.model
+    assert float(raw.headers["x-routecli-cost"]) > 0
+    [row] = ledger_rows()
+    assert (row.source, row.status, row.id) == ("serve", "ok", raw.headers["x-routecli-request-id"])
+    assert f"{row.provider}:{row.model}" == reply.model
+
+
+def test_streaming_through_the_sdk(serve):
+    url = serve()
+    chunks = list(client(url).chat.completions.create(
+        model="openai:gpt-5.4-mini", messages=[{"role": "user", "content": "stream this please"}], stream=True,
+        stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: stream this please"
+    assert chunks[-1].usage.completion_tokens == 4
+    [row] = ledger_rows()
+    assert (row.model, row.status, row.ttft_ms is not None) == ("gpt-5.4-mini", "ok", True)
+
+
+def test_tier_and_model_force_the_route(serve):
+    url = serve()
+    sdk = client(url)
+    assert sdk.chat.completions.create(model="tier:premium", messages=[{"role": "user", "content": "a"}]).model \
+        == "anthropic:claude-opus-5"
+    assert sdk.chat.completions.create(model="gemini:gemini-3.5-flash",
+                                       messages=[{"role": "user", "content": "b"}]).model == "gemini:gemini-3.5-flash"
+    assert [r.tier for r in ledger_rows()][0] == "premium"
+
+
+def test_errors_reach_the_sdk_as_its_own_exceptions_without_keys(serve, vendor):
+    url = serve()
+    sdk = client(url)
+    with pytest.raises(openai.InternalServerError) as upstream:
+        sdk.chat.completions.create(model="openai:gpt-5.4-nano", messages=[{"role": "user", "content": "x [[status=503]]"}])
+    assert upstream.value.status_code == 502 and VENDOR_KEY not in str(upstream.value)
+    with pytest.raises(openai.BadRequestError):
+        sdk.chat.completions.create(model="nosuch:model", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError):
+        sdk.chat.completions.create(model="auto", messages=[{"role": "assistant", "content": "no user"}])
+    with pytest.raises(openai.NotFoundError):
+        sdk.completions.create(model="auto", prompt="legacy endpoint")
+    assert [(r.status, r.error_kind) for r in ledger_rows()] == [("error", "server")]
+
+
+def test_member_keys_gate_the_endpoint_and_name_the_caller(serve, vendor, isolated_home):
+    from typer.testing import CliRunner
+
+    from routecli.cli import app
+
+    made = CliRunner().invoke(app, ["serve", "add-key", "alice"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    assert key.startswith("rk-") and key not in (isolated_home / "config.toml").read_text()
+    url = serve()
+    fakevendor.reset(vendor)
+    with pytest.raises(openai.AuthenticationError):
+        client(url, "rk-wrong").chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}])
+    assert fakevendor.requests_log(vendor) == []  # a bad key is never forwarded
+    client(url, key).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}])
+    [row] = ledger_rows()
+    assert row.caller == "alice"
+
+
+def test_models_health_size_limit_and_bad_json(serve):
+    url = serve("[serve]\nmax_body_bytes = 2000\n")
+    ids = [m.id for m in client(url).models.list()]
+    assert ids[:4] == ["auto", "tier:cheap", "tier:standard", "tier:premium"] and "openai:gpt-5.4-nano" in ids
+    with urllib.request.urlopen(url + "/health") as response:
+        assert json.load(response)["status"] == "ok"
+    for body, status in ((b"{" + b" " * 5000 + b"}", 413), (b"not json", 400)):
+        request = urllib.request.Request(url + "/v1/chat/completions", data=body, method="POST",
+                                         headers={"content-type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(request)
+        assert failed.value.code == status
+    assert ledger_rows() == []
+
+
+def test_binding_beyond_loopback_needs_member_keys(vendor):
+    from typer.testing import CliRunner
+
+    from routecli.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "add-key" in result.stderr
+
+
+def test_router_names_as_models(serve):
+    url = serve()
+    sdk = client(url)
+    reply = sdk.chat.completions.create(model="router-rules-0.0", messages=[{"role": "user", "content": "hi"}])
+    assert reply.model == "anthropic:claude-opus-5"
+    assert "router-learned-0.5" in [m.id for m in sdk.models.list()]
+    [row] = ledger_rows()
+    assert "router rules@0.0" in row.reasons
