@@ -111,7 +111,7 @@ def main() -> None:
 
 def _run_child(model: str, threads: int | None) -> dict:
     argv = [sys.executable, __file__, "--child", "--model", model] + (["--threads", str(threads)] if threads else [])
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"the benchmark's child process failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

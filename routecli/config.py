@@ -106,7 +106,8 @@ class Config:
     domain_min_tier: Mapping[str, str] = field(default_factory=dict)  # signals' domain -> lowest tier
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
-    guards: Guards = field(default_factory=Guards)  # budgets, fallbacks, breakers, cache
+    guards: Guards = field(default_factory=Guards)
+    target_shares: Mapping[str, float] = field(default_factory=dict)  # what `routecli calibrate` aimed at  # budgets, fallbacks, breakers, cache
     alerts: AlertConfig = field(default_factory=AlertConfig)
     source_path: Path | None = None  # the file it was read from, if any
 

@@ -31,6 +31,7 @@ SETTABLE: dict[str, str] = {
     "routing.baseline": "str",
     "routing.classifier": "str",
     "routing.thresholds.<tier>": "float",
+    "routing.target_shares.<tier>": "float",
     "tiers.<tier>.models": "list",
     "providers.<name>.kind": "str",
     "providers.<name>.base_url": "str",
@@ -277,6 +278,7 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
         escalation=_escalation(_table(raw, "escalation")),
         alerts=_alerts(_table(raw, "alerts")),
         guards=build_guards(raw, tiers),
+        target_shares=_target_shares(routing, tier_order),
         agent_min_tier=agent_min,
         domain_min_tier=domain_min,
         source_path=source,
@@ -349,3 +351,15 @@ def _alerts(table: Mapping[str, Any]) -> AlertConfig:
         min_requests=_integer(table.get("min_requests", default.min_requests), "alerts.min_requests"),
         anomaly_days=_integer(table.get("anomaly_days", default.anomaly_days), "alerts.anomaly_days"),
     )
+
+
+def _target_shares(routing: Mapping[str, Any], tier_order: tuple[str, ...]) -> dict[str, float]:
+    shares = routing.get("target_shares", {})
+    if not isinstance(shares, Mapping):
+        raise _fail("routing.target_shares", "must be a table of tier = share (0..1), as `routecli calibrate` writes")
+    for tier, share in shares.items():
+        if tier not in tier_order:
+            raise _fail(f"routing.target_shares.{tier}", f"names a tier not in routing.tier_order ({', '.join(tier_order)})")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise _fail(f"routing.target_shares.{tier}", f"must be a share between 0 and 1, got {share!r}")
+    return {tier: float(share) for tier, share in shares.items()}

@@ -18,18 +18,17 @@ from decimal import Decimal
 from importlib import metadata
 
 import pytest
-from typer.testing import CliRunner
-
 from batchkit import write_prompts
 from conftest import ledger_rows
+from typer.testing import CliRunner
+
 from routecli.cli import app
 from routecli.config import ProviderConfig, load_config
 from routecli.domain import Message, ModelRef, Request, Usage
 from routecli.errors import ConfigError, ProviderError
 from routecli.keys import KeyRing
 from routecli.keys import local_runtime_installed as real_local_runtime_installed
-from routecli.providers import get_provider, make_client
-from routecli.providers import llamacpp
+from routecli.providers import get_provider, llamacpp, make_client
 from routecli.providers.aio import get_async_provider, make_async_client
 from routecli.routing import classify
 from routecli.routing.choose import choose

@@ -147,3 +147,43 @@ def test_router_names_as_models(serve):
     assert "router-learned-0.5" in [m.id for m in sdk.models.list()]
     [row] = ledger_rows()
     assert "router rules@0.0" in row.reasons
+
+
+def get(url, path, key=None):
+    request = urllib.request.Request(url + path, headers={"authorization": f"Bearer {key}"} if key else {})
+    with urllib.request.urlopen(request) as response:
+        return response.headers.get("content-type"), response.read().decode()
+
+
+def test_analytics_over_http_behind_the_same_keys(serve, vendor, isolated_home):
+    from typer.testing import CliRunner
+
+    from routecli.cli import app
+
+    key = CliRunner().invoke(app, ["serve", "add-key", "bob"]).stdout.strip()
+    url = serve()
+    sdk = client(url, key)
+    for text in ("one", "two", "three"):
+        sdk.chat.completions.create(model="openai:gpt-5.4-nano", messages=[{"role": "user", "content": text}])
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        get(url, "/routecli/stats")
+    assert denied.value.code == 401
+    kind, body = get(url, "/routecli/stats?since=1h&by=model", key)
+    stats = json.loads(body)
+    assert stats["totals"]["requests"] == 3 and "openai:gpt-5.4-nano" in json.dumps(stats["by_model"])
+    kind, body = get(url, "/routecli/export?format=csv&columns=id,model,caller", key)
+    lines = body.strip().splitlines()
+    assert kind.startswith("text/csv") and lines[0] == "id,model,caller" and len(lines) == 4
+    assert all(line.endswith(",gpt-5.4-nano,bob") for line in lines[1:])
+    kind, body = get(url, "/routecli/export?format=jsonl&where=caller=bob", key)
+    assert len(body.splitlines()) == 3 and VENDOR_KEY not in body
+    kind, body = get(url, "/routecli/report", key)
+    assert kind.startswith("text/html") and "<svg" in body
+    assert json.loads(get(url, "/routecli/health", key)[1])["models"]
+    assert "limits" in json.loads(get(url, "/routecli/budget", key)[1])
+    schema = json.loads(get(url, "/openapi.json", key)[1])
+    for path in ("/v1/chat/completions", "/routecli/stats", "/routecli/export", "/routecli/report"):
+        assert path in schema["paths"]
+    with pytest.raises(urllib.error.HTTPError) as bad:
+        get(url, "/routecli/export?format=xml", key)
+    assert bad.value.code == 400

@@ -117,3 +117,28 @@ def cache_clear(db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_
 
     with _open(db) as store:
         note(f"removed {response_cache.clear(store) + similar_cache.clear(store):,} cached answers")
+
+
+@app.command()
+def insights(
+    since: str = typer.Option("30d", "--since", help="Look back this far: 30d, 7d, 24h or an ISO date."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
+) -> None:
+    """Suggestions from the ledger, each with its numbers and the command that applies it."""
+    from routecli.analytics.insights import insights as find
+    from routecli.cli.ledger import parse_when
+    from routecli.config import load_config
+
+    config = load_config()
+    with _open(db) as store:
+        found = find(store, config, parse_when(since))
+    if as_json:
+        typer.echo(json.dumps({"since": since, "insights": found}, ensure_ascii=False))
+        return
+    if not found:
+        from routecli.cli.output import note
+
+        note(f"no suggestions for the last {since}: nothing in the ledger crosses a rule's threshold")
+    for item in found:
+        typer.echo(f"- {item['message']}\n    {item['command']}")

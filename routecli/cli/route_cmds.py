@@ -143,7 +143,9 @@ def calibrate(
     if dry_run:
         note(f"dry run: calibrated on {len(scores)} prompts with {config.classifier}; nothing written")
         return
-    path = set_values({f"routing.thresholds.{tier}": str(value) for tier, value in thresholds.items()})
+    settings = {f"routing.thresholds.{tier}": str(value) for tier, value in thresholds.items()}
+    settings.update({f"routing.target_shares.{tier}": str(round(share, 4)) for tier, share in targets.items()})
+    path = set_values(settings)  # the targets too: `routecli insights` watches for drift from them
     note(f"calibrated on {len(scores)} prompts with {config.classifier}; wrote routing.thresholds to {path}")
 
 

@@ -17,10 +17,11 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from routecli.config import ProviderConfig
 from routecli.domain import Reply, Request, Usage
@@ -157,10 +158,12 @@ def load(name: str, *, context_size: int, threads: int | None) -> LoadedModel:
 
 def _close_all() -> None:
     """Free the models while llama_cpp is still importable: left to interpreter teardown, its
-    finaliser runs after the module's globals are gone and prints a TypeError."""
+    finaliser runs after the module's globals are gone and prints a TypeError. A model still
+    generating in a worker thread gets a while to finish first; past that it is left alone."""
     with _LOADING:
         for loaded in _LOADED.values():
-            loaded.llama.close()
+            if loaded.lock.acquire(timeout=30):
+                loaded.llama.close()
         _LOADED.clear()
 
 

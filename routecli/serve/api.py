@@ -50,6 +50,10 @@ class Api:
                 return _json(200, self._models())
             if route == ("GET", "/health"):
                 return _json(200, {"status": "ok", "models": len(self.config.all_models())})
+            if request.method == "GET" and (request.path.startswith("/routecli/") or request.path == "/openapi.json"):
+                from routecli.serve.analytics_api import read_only
+
+                return await read_only(self.config, self.relay.store, request)
         except RoutecliError as exc:
             return error_response(exc)
         return _error(404, f"no route {request.method} {request.path}; routecli serves POST /v1/chat/completions, "

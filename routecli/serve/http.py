@@ -24,6 +24,7 @@ class HttpRequest:
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
+    query: str = ""  # the raw query string, without "?"
 
 
 @dataclass
@@ -97,8 +98,8 @@ async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader, max_
             break
         elif isinstance(part, h11.ConnectionClosed):
             return None
-    target = event.target.decode("latin-1")
-    return HttpRequest(event.method.decode("ascii"), target.split("?", 1)[0], headers, bytes(body))
+    path, _, query = event.target.decode("latin-1").partition("?")
+    return HttpRequest(event.method.decode("ascii"), path, headers, bytes(body), query)
 
 
 async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: HttpResponse,

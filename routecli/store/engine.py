@@ -4,10 +4,15 @@ SQLite gets WAL, a busy timeout and foreign keys on every connection, so two rou
 processes can write to one ledger at once, and transactional DDL through SQLAlchemy's
 documented pysqlite recipe (turn off the driver's own BEGIN handling, emit BEGIN from
 the "begin" event) so a migration either fully applies or leaves no trace.
+
+PostgreSQL (psycopg 3) is the shared team ledger: DDL is transactional already, and a write
+transaction takes one advisory lock so that writers are serialised exactly as on SQLite (see
+`_configure_postgres`). These two are the only backends: every query is tested on both.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,44 +24,103 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from routecli.errors import StoreError
 
 BUSY_TIMEOUT_MS = 5000
-_BEGIN_OPTION = "routecli_begin"  # execution option read by the SQLite "begin" listener
+CONNECT_TIMEOUT_S = 10  # an unreachable PostgreSQL host fails in seconds, not after TCP's minutes
+_BEGIN_OPTION = "routecli_begin"  # execution option read by the "begin" listeners
+# pg_advisory_xact_lock key of every write transaction: "routecli" in ASCII, as a bigint.
+WRITE_LOCK_KEY = int.from_bytes(b"routecli", "big")
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_EXAMPLES = "sqlite:///path/to/routecli.db or postgresql://USER:PASSWORD@HOST/DATABASE"
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_SECRET_PARAMS = ("password", "sslpassword")
 
 
 def to_url(location: str | Path) -> URL:
-    """An SQLAlchemy URL as given, or a filesystem path turned into an SQLite URL."""
+    """An SQLAlchemy URL as given, or a filesystem path turned into an SQLite URL.
+
+    postgresql:// and postgres:// (what libpq and most hosts print) mean psycopg 3."""
     if isinstance(location, str) and "://" in location:
+        scheme, _, rest = location.partition("://")
+        if scheme.lower() in _POSTGRES_SCHEMES:
+            location = "postgresql+psycopg://" + rest
         try:
-            return make_url(location)
-        except ArgumentError as exc:
-            raise StoreError(f"Bad database URL {location!r} ({exc}); use e.g. sqlite:///path/to/routecli.db") from None
+            url = make_url(location)
+        except ArgumentError:
+            # the message would quote the URL, password included
+            raise StoreError(f"Bad database URL {_scrub(location)!r}; use e.g. {_EXAMPLES}") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise StoreError(f"Unsupported database {url.get_backend_name()!r} in {describe(url)}: "
+                             f"the ledger lives in SQLite or PostgreSQL; use e.g. {_EXAMPLES}")
+        return url
     path = Path(location).expanduser().absolute()
     return URL.create("sqlite", database=str(path))
 
 
 def describe(url: URL) -> str:
-    """The URL for messages, password hidden."""
+    """The URL for messages, password hidden (in the user part and in ?password=)."""
     if url.get_backend_name() == "sqlite":
         return url.database or ":memory:"
-    return url.render_as_string(hide_password=True)
+    query = {key: ("***" if key in _SECRET_PARAMS else value) for key, value in url.query.items()}
+    shown = url.set(drivername=url.get_backend_name(), query=query)
+    return shown.render_as_string(hide_password=True)
 
 
 def reason(exc: BaseException) -> str:
-    """The driver's own message, without the SQL and bound parameters (they may hold prompts)."""
+    """The driver's own message, on one line, without the SQL and bound parameters (they may
+    hold prompts) or a password that a connection string in it might carry."""
     orig = getattr(exc, "orig", None)
-    return str(orig if orig is not None else exc)
+    return _scrub(" ".join(str(orig if orig is not None else exc).split()))
+
+
+def _scrub(message: str) -> str:
+    message = _SECRET_IN_URL.sub(r"\1***@", message)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", message, flags=re.IGNORECASE)
+
+
+def is_postgres(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
 
 
 def make_engine(location: str | Path) -> Engine:
     url = to_url(location)
     try:
-        if url.get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        if url.get_backend_name() == "postgresql":
+            return _postgres_engine(url)
         _make_parent_dir(url)
         engine = create_engine(url, hide_parameters=True)  # params hold prompts: keep them out of logs
-    except (SQLAlchemyError, ImportError) as exc:
+    except ImportError:
+        raise StoreError(f"The database {describe(url)} needs a driver that is not installed; "
+                         'for PostgreSQL run: pip install "routecli[postgres]"') from None
+    except SQLAlchemyError as exc:
         raise StoreError(f"Cannot use the database {describe(url)}: {reason(exc)}") from None
     _configure_sqlite(engine)
     return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
+    _configure_postgres(engine)
+    return engine
+
+
+def _configure_postgres(engine: Engine) -> None:
+    """Serialise write transactions with one transaction-level advisory lock.
+
+    The guards are read-modify-write transactions over rows that may not exist yet (a budget
+    counter is created from a SUM over the ledger, a breaker row on the first failure, the
+    migrations table), and every attempt insert moves budget counters in its own transaction.
+    Row locks (SELECT ... FOR UPDATE) cannot lock a row that is not there, and a SERIALIZABLE
+    retry loop would touch every caller; one lock that every write transaction takes first
+    gives PostgreSQL the exact semantics these transactions were written for on SQLite (one
+    writer at a time, each seeing every earlier commit), while reads never wait. The lock is
+    released by COMMIT or ROLLBACK, so a killed process cannot leave it held, and the
+    transactions are a few statements long.
+    """
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_BEGIN_OPTION) == "IMMEDIATE":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
 
 def _make_parent_dir(url: URL) -> None:
@@ -114,11 +178,12 @@ def _enable_wal(cursor: Any, locked_error: type[Exception]) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that takes SQLite's write lock at BEGIN.
+    """A transaction that takes the database's write lock at BEGIN.
 
     A deferred transaction that reads before it writes cannot wait for the lock (SQLite
     answers "database is locked" at once to avoid a deadlock); IMMEDIATE waits up to the
-    busy timeout instead. Other backends ignore the option.
+    busy timeout instead. On PostgreSQL the same option takes the advisory write lock
+    (`_configure_postgres`).
     """
     with engine.connect() as conn:
         with immediate(conn).begin():
