@@ -123,6 +123,9 @@ DEFAULTS: dict[str, Any] = {
                "refusal"],
         "climb": True,
         "max_attempts": 4,
+        # the free in-process model answers when every remote model failed (skipped when
+        # routecli[local] is not installed)
+        "last_resort": "local",
     },
     "breaker": {"enabled": True, "failures": 5, "failure_rate": 0.5, "window": 60.0, "min_calls": 10,
                 "cooldown": 30.0},

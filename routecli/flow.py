@@ -40,6 +40,7 @@ class Journey:
     history: list[str] = field(default_factory=list)  # what happened, for the footer and --json
     weak: Any = None  # the answer an escalation would replace, kept in case it fails
     caller: str | None = None  # who asked, through `routecli serve`
+    resorted: bool = False  # the last-resort tier was tried beyond max_attempts
 
 
 class BudgetRefused(Exception):
@@ -80,7 +81,7 @@ class Policy:
         """Ask the breaker; an open one is honoured only when another model can take the request,
         since skipping the last candidate would only turn a likely failure into a certain one."""
         admitted, note = self.gate.admit(ref)
-        if admitted or (journey.chain and journey.attempts < self.config.guards.fallbacks.max_attempts):
+        if admitted or journey.chain:
             return admitted, note
         return True, f"{note.removeprefix('skipped ')}; no other model can take it, so it is called anyway"
 
@@ -91,8 +92,11 @@ class Policy:
         settings = self.config.guards.fallbacks
         if kind == "context_window":
             journey.chain = self._larger_windows(journey.chain, decision.model)
-        if (kind not in settings.on and kind != "open_circuit") or not journey.chain \
-                or journey.attempts >= settings.max_attempts or journey.step == "escalation":
+        if journey.attempts >= settings.max_attempts:  # out of tries: only the last resort is left
+            journey.chain = [(ref, tier) for ref, tier in journey.chain if tier == settings.last_resort][:1]
+            journey.chain = [] if journey.resorted else journey.chain
+            journey.resorted = True
+        if (kind not in settings.on and kind != "open_circuit") or not journey.chain or journey.step == "escalation":
             return None
         ref, tier = journey.chain.pop(0)
         journey.parent, journey.step = row_id, "fallback"

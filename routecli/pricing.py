@@ -20,6 +20,7 @@ UNKNOWN = "unknown"
 NO_USAGE = "no usage"  # the vendor reported no token counts, so there is nothing to price
 NO_BASELINE = "no baseline"
 CONFIG = "config"
+LOCAL = "local (in-process)"
 
 _PER_MTOK = Decimal(1_000_000)
 _MICRO = Decimal("0.000001")
@@ -46,6 +47,8 @@ def price(usage: Usage | None, ref: ModelRef, config: Config, *, at: datetime | 
     override = config.price_override(ref)
     if override is not None:
         return Price(override_cost(usage, override), CONFIG)
+    if config.provider(ref.provider).kind == "llamacpp":
+        return Price(Decimal(0), LOCAL)  # runs in this process: no one bills for it
     return _genai_price(usage, ref.model, config.provider(ref.provider), at)
 
 

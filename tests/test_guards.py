@@ -358,3 +358,26 @@ def test_the_similarity_cache_is_opt_in_records_its_evidence_and_never_mixes_num
     assert sent(vendor, "gpt-5.4-nano") == 6
     run("ask", "--model", "openai:gpt-5.4-mini", "--temperature", "0", "explain how a hash map handles collisions")
     assert sent(vendor, "gpt-5.4-mini") == 1  # another model's answer is never reused
+
+
+def test_the_last_resort_tier_answers_when_every_model_failed_even_past_max_attempts(vendor, isolated_home):
+    add_config(isolated_home, "[routing.thresholds]\nstandard = 0.98\npremium = 0.99\n"
+               '[fallbacks]\nclimb = false\nmax_attempts = 2\nlast_resort = "premium"\n')
+    down = "gpt-5.4-nano,gemini-3.1-flash-lite,claude-haiku-4-5"
+    result = run("ask", f"hello [[status=503 only={down}]]")
+    assert result.exit_code == 0, result.output
+    rows = ledger_rows()
+    assert [r.status for r in rows] == ["error", "error", "ok"]
+    assert rows[-1].tier == "premium" and rows[-1].step == "fallback"
+
+
+def test_the_default_last_resort_is_the_local_tier_and_it_is_free():
+    from routecli.config import load_config
+    from routecli.domain import ModelRef, Usage
+    from routecli.pricing import price
+
+    config = load_config()
+    assert config.guards.fallbacks.last_resort == "local"
+    [ref] = config.tiers["local"]
+    assert price(Usage(1000, 1000), ref, config).cost == 0
+    assert price(Usage(1000, 1000), ModelRef("openai", "gpt-5.4-nano"), config).cost > 0

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import Boolean, Column, Connection, Integer, MetaData, Table, Text, case, func, insert, select, update
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, case, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
 
 from routecli.errors import StoreError
 from routecli.store.db import Store
@@ -24,6 +25,21 @@ FINISHED = ("ok", "dry-run")
 LINE_STATUSES = ("ok", "dry-run", "error", "invalid", "pending")
 RUN_STATUSES = ("running", "interrupted", "finished")
 
+
+
+class IntBool(TypeDecorator):
+    """A flag kept in an INTEGER column (m002): PostgreSQL will not put a boolean into one."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        return None if value is None else int(bool(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> bool | None:
+        return None if value is None else bool(value)
+
+
 _metadata = MetaData()
 RUNS = Table(
     "runs", _metadata,
@@ -32,7 +48,7 @@ RUNS = Table(
     Column("input_hash", Text, nullable=False),
     Column("total_lines", Integer, nullable=False),
     Column("output_path", Text),
-    Column("dry_run", Boolean(create_constraint=False), nullable=False),
+    Column("dry_run", IntBool, nullable=False),
     Column("status", Text, nullable=False),
     Column("pid", Integer),
     Column("host", Text),
