@@ -167,6 +167,8 @@ class Policy:
         assessment = assess(journey.request, outcome.reply, signals=dict(outcome.decision.verdict.signals))
         row["confidence"] = outcome.confidence = assessment.confidence
         outcome.assessment_reasons = tuple(assessment.reasons)
+        if assessment.reasons:  # why the answer looked weak, kept with the row
+            row["notes"] = list(row["notes"]) + [f"assessed {assessment.confidence:.2f}: {', '.join(assessment.reasons)}"]
 
     def escalation(self, journey: Journey, decision: Decision, row: dict[str, Any], outcome: Outcome) -> Decision | None:
         """The model one tier up when the answer looks weak (once per request by default)."""

@@ -241,6 +241,7 @@ def test_a_weak_cheap_answer_is_escalated_once_and_both_rows_are_linked(vendor):
     first, second = ledger_rows()
     assert first.status == second.status == "ok"
     assert first.confidence < 0.7 and second.step == "escalation" and second.parent_id == first.id
+    assert any(note.startswith("assessed") and "refusal" in note for note in first.notes)
     assert second.request_id == first.id
     from routecli.config import load_config
 
@@ -381,3 +382,21 @@ def test_the_default_last_resort_is_the_local_tier_and_it_is_free():
     [ref] = config.tiers["local"]
     assert price(Usage(1000, 1000), ref, config).cost == 0
     assert price(Usage(1000, 1000), ModelRef("openai", "gpt-5.4-nano"), config).cost > 0
+
+
+def test_a_context_window_failure_falls_back_only_to_models_with_larger_windows():
+    from routecli.config import load_config
+    from routecli.domain import Decision, Message, ModelRef, Request, Verdict
+    from routecli.flow import Journey, Policy
+    from routecli.keys import KeyRing
+
+    config = load_config()
+    windows = {"openai:small": 8_000, "openai:same": 8_000, "openai:big": 200_000, "openai:unknown": None}
+    refs = [ModelRef.parse(r) for r in windows]
+    policy = Policy(config, KeyRing(config), gate=None, window_of=lambda ref: windows[str(ref)])
+    journey = Journey(Request((Message("user", "x"),)), "R", "ask", None, [(ref, "cheap") for ref in refs[1:]])
+    journey.attempts = 1
+    decision = Decision(Verdict(0.1, "cheap", (), "learned", "learned", "v"), refs[0], "cheap")
+    nxt = policy.next_model(journey, decision, "R", "context_window")
+    assert str(nxt.model) == "openai:big" and [str(r) for r, _ in journey.chain] == ["openai:unknown"]
+    assert nxt.notes[-1] == "fallback after openai:small: context_window"

@@ -14,12 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import ColumnElement, Text, exists, func, select, type_coerce
+from sqlalchemy import ColumnElement, Text, exists, select, type_coerce
 
 from routecli.analytics.stats import time_window
 from routecli.errors import UsageError
 from routecli.pricing import format_usd, from_micros, to_micros
 from routecli.store import Store
+from routecli.store.engine import json_items
 from routecli.store.models import ATTEMPTS, COLUMNS
 
 _MONEY = {"cost_usd": "cost_micros", "baseline_cost_usd": "baseline_cost_micros", "saved_usd": "saved_micros"}
@@ -107,7 +108,7 @@ def _condition(field: str, value: str) -> ColumnElement[bool]:
     """One filter: the field is checked against the known columns (never put into SQL as text),
     the value is a bound parameter; an empty value means NULL; `tag` matches one of the tags."""
     if field in ("tag", "tags"):
-        tags = func.json_each(ATTEMPTS.c.tags).table_valued("value")
+        tags = json_items(ATTEMPTS.c.tags).table_valued("value")
         return exists(select(1).select_from(tags).where(tags.c.value == value))
     if field not in _FILTERABLE:
         raise UsageError(

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, null, or_, select, text, true, union_all
 
+from routecli.store.engine import json_items
 from routecli.store.models import ATTEMPTS
 
 _C = ATTEMPTS.c
@@ -147,9 +148,8 @@ def _dim_keys(cells: Any, dim: str) -> tuple[list[Any], Any]:
 
 
 def tag_values(tags: Any) -> Any:
-    """The tags of a JSON-list column as a table of `value` (SQLite json_each; PostgreSQL:
-    jsonb_array_elements_text(tags::jsonb) would go here)."""
-    return func.json_each(tags).table_valued("value")
+    """The tags of a JSON-list column as a table of `value` (json_each / jsonb_array_elements_text)."""
+    return json_items(tags).table_valued("value")
 
 
 def fold(cells: Any, dims: Sequence[str], measures: Any = _measures) -> Any:

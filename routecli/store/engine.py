@@ -20,6 +20,8 @@ from typing import Any, Iterator
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from routecli.errors import StoreError
 
@@ -195,3 +197,25 @@ def immediate(conn: Connection) -> Connection:
     for a writer that keeps one connection open across many transactions."""
     conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
     return conn
+
+
+# ---------------------------------------------------------------- SQL that differs
+
+
+class json_items(FunctionElement):  # lower case: used like func.* in queries
+    """The elements of a JSON list kept as TEXT (tags), as text: use as
+    `json_items(column).table_valued("value")`. SQLite's json_each, PostgreSQL's
+    jsonb_array_elements_text (whose one column is also named value)."""
+
+    name = "json_items"
+    inherit_cache = True
+
+
+@compiles(json_items)
+def _json_items_sqlite(element: json_items, compiler: Any, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_items, "postgresql")
+def _json_items_postgres(element: json_items, compiler: Any, **kw: Any) -> str:
+    return f"jsonb_array_elements_text(CAST({compiler.process(element.clauses, **kw)} AS JSONB))"
