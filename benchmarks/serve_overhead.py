@@ -1,8 +1,10 @@
 """Latency `routecli serve` adds over calling the upstream directly, measured side by side.
 
-    python benchmarks/serve_overhead.py [--latency 0.02] [--requests 400] [--levels 1,64]
+    python benchmarks/serve_overhead.py [--requests 400] [--levels 1:0.02,64:0.5]
 
-The upstream is tests/fakevendor.py with a fixed latency per answer. For each concurrency level,
+The upstream is tests/fakevendor.py with a fixed latency per answer (per level: the fake vendor
+is a Python thread server on the same 2 cores, so at 64 clients its latency must leave it
+enough requests per second to keep up, or the figures measure its queue, not routecli). For each concurrency level,
 the same client (httpx, keep-alive) sends the same OpenAI chat requests once straight to the
 fake vendor and once through `routecli serve` (model "auto": the classifier, the guards and the
 ledger all run), and the script prints p50/p99 of each and their difference: the overhead.
@@ -41,7 +43,8 @@ def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
     return process, line.split("listening on ", 1)[1].split()[0]
 
 
-async def measure(url: str, headers: dict, body: dict, requests: int, concurrency: int) -> list[float]:
+async def measure(url: str, headers: dict, body: dict, requests: int, concurrency: int,
+                  delay: float) -> list[float]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -50,7 +53,8 @@ async def measure(url: str, headers: dict, body: dict, requests: int, concurrenc
         async def worker(count: int) -> None:
             for i in range(count):
                 started = time.perf_counter()
-                payload = {**body, "messages": [{"role": "user", "content": f"question {i} please"}]}
+                text = f"question {i} please [[delay={delay}]]"
+                payload = {**body, "messages": [{"role": "user", "content": text}]}
                 response = await client.post(url, json=payload, headers=headers)
                 response.raise_for_status()
                 times.append((time.perf_counter() - started) * 1000)
@@ -60,6 +64,11 @@ async def measure(url: str, headers: dict, body: dict, requests: int, concurrenc
     return times
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -67,31 +76,35 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--levels", default="1,64")
+    parser.add_argument("--levels", default="1:0.02,64:0.5", help="concurrency:latency pairs")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import fakevendor
 
-    root, vendor = fakevendor.start_server(key=KEY, latency=args.latency)
+    root, vendor = fakevendor.start_server(key=KEY)
     with tempfile.TemporaryDirectory() as tmp:
         serve, url = start_serve(root, Path(tmp))
         try:
-            print(f"serve overhead: fake vendor with {args.latency * 1000:.0f} ms latency, {os.cpu_count()} CPUs, "
-                  f"{args.requests} requests x {args.rounds} rounds per level")
-            for level in (int(x) for x in args.levels.split(",")):
+            print(f"serve overhead: {os.cpu_count()} CPUs, {args.requests} requests x {args.rounds} rounds per level")
+            for pair in args.levels.split(","):
+                level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
                 direct: list[float] = []
                 routed: list[float] = []
+                cpu_ms: list[float] = []
                 for _ in range(args.rounds):
                     direct += asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                                  {"model": "gpt-5.4-nano"}, args.requests, level))
+                                                  {"model": "gpt-5.4-nano"}, args.requests, level, latency))
+                    cpu = _cpu_seconds(serve.pid)
                     routed += asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                                  args.requests, level))
+                                                  args.requests, level, latency))
+                    sent = max(1, args.requests // level) * level
+                    cpu_ms.append((_cpu_seconds(serve.pid) - cpu) * 1000 / sent)
                 d50, d99, r50, r99 = pct(direct, .5), pct(direct, .99), pct(routed, .5), pct(routed, .99)
-                print(f"  concurrency {level:>3}: direct p50 {d50:7.2f} ms p99 {d99:7.2f} | via serve p50 {r50:7.2f} ms "
+                print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms: direct p50 {d50:7.2f} ms p99 {d99:7.2f} | via serve p50 {r50:7.2f} ms "
                       f"p99 {r99:7.2f} | overhead p50 {r50 - d50:+.2f} ms p99 {r99 - d99:+.2f} ms "
-                      f"(mean {statistics.mean(routed) - statistics.mean(direct):+.2f} ms)", flush=True)
+                      f"(mean {statistics.mean(routed) - statistics.mean(direct):+.2f} ms); serve's own CPU "
+                      f"{statistics.mean(cpu_ms):.2f} ms per request", flush=True)
         finally:
             serve.terminate()
             serve.wait(timeout=10)

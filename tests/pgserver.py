@@ -5,6 +5,11 @@ it runs them as the `postgres` user (initdb refuses root), so a clean CI machine
 run as root works the same as a developer's account. Durability is switched off (fsync, full
 page writes): the cluster is deleted when the session ends. `python tests/pgserver.py` starts
 one by hand and prints its URL until Ctrl-C.
+
+The fixtures: `pg_admin` (session) is a server's superuser URL: $ROUTECLI_TEST_PG when set, else
+a cluster started here. Without server binaries or psycopg the PostgreSQL tests are skipped,
+unless ROUTECLI_REQUIRE_PG=1 (CI sets it) or ROUTECLI_TEST_PG is set: then they fail.
+`pg_url` is a fresh, empty database per test, also set as ROUTECLI_DB.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 USER = "routecli_test"
 # Distinctive, so a test can check that no message, log line or export ever shows it.
@@ -146,12 +154,56 @@ def create_database(admin_url: str) -> tuple[str, str]:
     """A new empty database: (its name, its URL)."""
     name = "rc_" + uuid.uuid4().hex[:12]
     admin(admin_url, f'CREATE DATABASE "{name}"')
-    return name, admin_url.rsplit("/", 1)[0] + "/" + name
+    parts = urllib.parse.urlsplit(admin_url)
+    return name, urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
 def drop_database(admin_url: str, name: str) -> None:
     with contextlib.suppress(Exception):
         admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------- fixtures
+
+URL_ENV, REQUIRE_ENV = "ROUTECLI_TEST_PG", "ROUTECLI_REQUIRE_PG"
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get(REQUIRE_ENV) == "1" or os.environ.get(URL_ENV):
+        pytest.fail(f"PostgreSQL is expected here ({REQUIRE_ENV}=1 or {URL_ENV} set) but {why}", pytrace=False)
+    pytest.skip(f"no PostgreSQL: {why}")
+
+
+@pytest.fixture(scope="session")
+def pg_admin():
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable('psycopg is not installed (pip install -e ".[test]")')
+    given = os.environ.get(URL_ENV)
+    if given:
+        try:
+            admin(given, "SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means the same here
+            _unavailable(f"{URL_ENV} does not answer: {type(exc).__name__}")
+        yield given
+        return
+    try:
+        server = start()
+    except Unavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_admin, isolated_home, monkeypatch):
+    name, url = create_database(pg_admin)
+    monkeypatch.setenv("ROUTECLI_DB", url)
+    yield url
+    drop_database(pg_admin, name)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ the rows already in that order, into cells of (day, tier, provider, model, statu
 step, cache kind[, agent[, tags]]); `fold()` then adds the few cells up per breakdown in the
 same statement. Every figure is a sum over cells, so a breakdown costs no second scan.
 Percentiles cannot be added up: `percentiles()` reads each one at its rank from an index kept
-in latency order (m006), or ranks with window functions where no such index fits; the
-`conn.dialect.name` switch is where PostgreSQL's percentile_disc would go.
+in latency order (m006), or ranks with window functions where no such index fits; PostgreSQL
+uses its own percentile_disc.
 """
 
 from __future__ import annotations
@@ -236,6 +236,8 @@ def percentiles(conn: Any, dim: str, metric: str, since: datetime | None, until:
         return {}
     if conn.dialect.name == "sqlite" and dim in _INDEX_KEYS and sum(counts.values()) >= SMALL_WINDOW:
         return _by_offsets(conn, dim, metric, since, until, counts)
+    if conn.dialect.name == "postgresql":
+        return _percentile_disc(conn, dim, metric, window(since, until))
     return _ranked(conn, dim, metric, window(since, until))
 
 
@@ -273,12 +275,7 @@ def _by_offsets(conn: Any, dim: str, metric: str, since: datetime | None, until:
 def _ranked(conn: Any, dim: str, metric: str, where: ColumnElement[bool]) -> dict:
     """Window functions (any backend, one sort per breakdown): row_number within each group."""
     column = _C[metric]
-    if dim == "tag":
-        tag = tag_values(_C.tags)
-        keys: list[Any] = [tag.c.value]
-        source: Any = ATTEMPTS.outerjoin(tag, true())
-    else:
-        keys, source = ([] if dim == "total" else _plain_keys(dim)), ATTEMPTS
+    keys, source = _groups(dim)
     partition = keys or None
     ranked = (
         select(*[k.label(f"k{i}") for i, k in enumerate(keys)], column.label("v"),
@@ -293,6 +290,26 @@ def _ranked(conn: Any, dim: str, metric: str, where: ColumnElement[bool]) -> dic
     rows = conn.execute(select(*group, *picks).group_by(*group)).mappings()
     return {tuple(row[f"k{i}"] for i in range(len(keys))): {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
             for row in rows}
+
+
+def _percentile_disc(conn: Any, dim: str, metric: str, where: ColumnElement[bool]) -> dict:
+    """PostgreSQL's own ordered-set aggregate, one hash-grouped pass: percentile_disc(p) is the
+    first value whose position reaches p of the group, i.e. the nearest rank, so the figures are
+    those of `_ranked` and of SQLite (percentile_cont would interpolate and disagree)."""
+    keys, source = _groups(dim)
+    picks = [func.percentile_disc(p / 100).within_group(_C[metric]).label(f"p{p}") for p in PERCENTILES]
+    query = (select(*[k.label(f"k{i}") for i, k in enumerate(keys)], *picks)
+             .select_from(source).where(where, *_answered(metric)).group_by(*keys))
+    return {tuple(row[f"k{i}"] for i in range(len(keys))): {f"p{p}": row[f"p{p}"] for p in PERCENTILES}
+            for row in conn.execute(query).mappings()}
+
+
+def _groups(dim: str) -> tuple[list[Any], Any]:
+    """(the group key columns, the FROM clause) of a percentile breakdown over attempts."""
+    if dim == "tag":
+        tag = tag_values(_C.tags)
+        return [tag.c.value], ATTEMPTS.outerjoin(tag, true())
+    return ([] if dim == "total" else _plain_keys(dim)), ATTEMPTS
 
 
 def _plain_keys(dim: str) -> list[Any]:

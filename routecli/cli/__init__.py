@@ -61,6 +61,10 @@ app.add_typer(_guard_cmds.cache_app, name="cache")
 app.add_typer(_ab_cmds.ab_app, name="ab")
 app.add_typer(_alerts_cmds.alerts_app, name="alerts")
 
+from routecli.cli.db_cmds import db_app as _db_app  # noqa: E402
+
+app.add_typer(_db_app, name="db")
+
 
 def main() -> None:
     try:

@@ -15,11 +15,21 @@ from typing import Any, Iterable
 import httpcore
 
 
+HOLD_BYTES = 65_536  # a request smaller than this goes out in one send()
+
+
 class AsyncioStream(httpcore.AsyncNetworkStream):
+    """httpcore writes a request's head and body separately; they are held and sent together at
+    the first read (or once large), so the server gets one packet and wakes once, not twice."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader, self._writer = reader, writer
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._write_timeout: float | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        await self._flush()
         try:
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
@@ -31,6 +41,17 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        self._held.append(buffer)
+        self._held_size += len(buffer)
+        self._write_timeout = timeout
+        if self._held_size >= HOLD_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._held:
+            return
+        buffer, timeout = b"".join(self._held), self._write_timeout
+        self._held, self._held_size = [], 0
         try:
             self._writer.write(buffer)
             async with asyncio.timeout(timeout):

@@ -109,14 +109,15 @@ async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Ht
         headers.append(("connection", "close"))
     if response.stream is None:
         headers.append(("content-length", str(len(response.body))))
-    writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)))
-    if response.stream is None:
-        writer.write(conn.send(h11.Data(data=response.body)))
+    head = conn.send(h11.Response(status_code=response.status, headers=headers))
+    if response.stream is None:  # one write, so one send(): each costs a wake-up on the other side
+        writer.write(head + conn.send(h11.Data(data=response.body)) + conn.send(h11.EndOfMessage()))
     else:
+        writer.write(head)
         async for chunk in response.stream:
             writer.write(conn.send(h11.Data(data=chunk)))
             await writer.drain()
-    writer.write(conn.send(h11.EndOfMessage()))
+        writer.write(conn.send(h11.EndOfMessage()))
     await writer.drain()
 
 

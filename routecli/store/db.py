@@ -77,16 +77,23 @@ class Store:
 
 def open_store(location: str | Path) -> Store:
     """Open (creating if needed) the ledger at a path or SQLAlchemy URL, fully migrated."""
+    return migrate_store(location)[0]
+
+
+def migrate_store(location: str | Path) -> tuple[Store, list[str]]:
+    """Open the ledger and apply its pending migrations: (the store, the names applied now)."""
     engine = make_engine(location)
     try:
-        apply_migrations(engine)
+        names = apply_migrations(engine)
     except StoreError:
         engine.dispose()
         raise
     except SQLAlchemyError as exc:
         engine.dispose()
+        fix = ("check that the server is up and the user, password and database name are right"
+               if engine.dialect.name == "postgresql" else "check the file and its permissions")
         raise StoreError(
             f"Cannot open the ledger at {describe(engine.url)}: {reason(exc)}; "
-            "check the file and its permissions, or choose another with --db / ROUTECLI_DB"
+            f"{fix}, or choose another with --db / ROUTECLI_DB"
         ) from None
-    return Store(engine)
+    return Store(engine), names

@@ -32,7 +32,7 @@ _BEGIN_OPTION = "routecli_begin"  # execution option read by the "begin" listene
 WRITE_LOCK_KEY = int.from_bytes(b"routecli", "big")
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _EXAMPLES = "sqlite:///path/to/routecli.db or postgresql://USER:PASSWORD@HOST/DATABASE"
-_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)\S*@")  # to the last @: a password may hold @ or /
 _SECRET_PARAMS = ("password", "sslpassword")
 
 
@@ -42,13 +42,14 @@ def to_url(location: str | Path) -> URL:
     postgresql:// and postgres:// (what libpq and most hosts print) mean psycopg 3."""
     if isinstance(location, str) and "://" in location:
         scheme, _, rest = location.partition("://")
+        given = location
         if scheme.lower() in _POSTGRES_SCHEMES:
             location = "postgresql+psycopg://" + rest
         try:
             url = make_url(location)
-        except ArgumentError:
-            # the message would quote the URL, password included
-            raise StoreError(f"Bad database URL {_scrub(location)!r}; use e.g. {_EXAMPLES}") from None
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+            # not the parser's message: it would quote the URL, password included
+            raise StoreError(f"Bad database URL {_scrub(given)!r}; use e.g. {_EXAMPLES}") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise StoreError(f"Unsupported database {url.get_backend_name()!r} in {describe(url)}: "
                              f"the ledger lives in SQLite or PostgreSQL; use e.g. {_EXAMPLES}")
@@ -61,9 +62,9 @@ def describe(url: URL) -> str:
     """The URL for messages, password hidden (in the user part and in ?password=)."""
     if url.get_backend_name() == "sqlite":
         return url.database or ":memory:"
-    query = {key: ("***" if key in _SECRET_PARAMS else value) for key, value in url.query.items()}
-    shown = url.set(drivername=url.get_backend_name(), query=query)
-    return shown.render_as_string(hide_password=True)
+    shown = url.set(drivername=url.get_backend_name(), query={}).render_as_string(hide_password=True)
+    query = "&".join(f"{key}={'***' if key in _SECRET_PARAMS else value}" for key, value in url.query.items())
+    return f"{shown}?{query}" if query else shown
 
 
 def reason(exc: BaseException) -> str:
