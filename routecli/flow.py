@@ -32,7 +32,7 @@ class Journey:
     request_id: str
     source: str
     run_id: str | None
-    chain: list[tuple[ModelRef, str]]  # fallbacks still to try
+    chain_source: Any  # the fallbacks still to try, or a function that works them out on first need
     attempts: int = 0  # models tried
     escalations: int = 0
     parent: str | None = None  # the row the next attempt follows
@@ -41,6 +41,18 @@ class Journey:
     weak: Any = None  # the answer an escalation would replace, kept in case it fails
     caller: str | None = None  # who asked, through `routecli serve`
     resorted: bool = False  # the last-resort tier was tried beyond max_attempts
+
+
+    @property
+    def chain(self) -> list[tuple[ModelRef, str]]:
+        # worked out only when a call fails: the happy path of a batch line never pays for it
+        if callable(self.chain_source):
+            self.chain_source = self.chain_source()
+        return self.chain_source
+
+    @chain.setter
+    def chain(self, value: list[tuple[ModelRef, str]]) -> None:
+        self.chain_source = value
 
 
 class BudgetRefused(Exception):
@@ -210,7 +222,9 @@ class Flow:
             run_id: str | None) -> Outcome:
         from routecli.routing.choose import fallback_chain
 
-        chain = fallback_chain(decision, request, self.config, self.engine.keys.has, self.engine._window_of)
+        def chain() -> list[tuple[ModelRef, str]]:
+            return fallback_chain(decision, request, self.config, self.engine.keys.has, self.engine._window_of)
+
         journey = Journey(request, request_id, source, run_id, chain)
         step: Outcome | Decision = decision
         while isinstance(step, Decision):

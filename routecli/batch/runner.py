@@ -247,7 +247,8 @@ class Runner:
 
         assert line.request is not None
         journey = Journey(line.request, request_id, "batch", self.run_id,
-                          fallback_chain(decision, line.request, self.config, self.keys.has, self.engine._window_of))
+                          lambda: fallback_chain(decision, line.request, self.config, self.keys.has,
+                                                 self.engine._window_of))
         next_decision: Decision | None = decision
         while next_decision is not None:
             journey.attempts += 1

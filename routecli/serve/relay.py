@@ -60,7 +60,9 @@ class Relay:
         after the first words nor an escalation can replace it."""
         from routecli.routing.choose import fallback_chain
 
-        chain = fallback_chain(decision, request, self.config, self.keys.has, self.engine._window_of)
+        def chain() -> list:
+            return fallback_chain(decision, request, self.config, self.keys.has, self.engine._window_of)
+
         journey = Journey(request, new_id(), "serve", None, chain, caller=caller)
         sent: list[str] = []
 
