@@ -5,11 +5,13 @@
 Builds the ledger through the real migrations, then fills it with one INSERT ... SELECT over a
 recursive CTE (indexes dropped first and rebuilt after, as a bulk load would): 90 days of
 traffic over 10 models in 3 tiers, ~4% failures, retries, fallbacks and escalations linked by
-request_id, ~3% judge calls, ~4% cache hits, tags and agents. No ANALYZE, as in real use.
+request_id, ~3% judge calls, ~4% cache hits, tags and agents; then attempt_tags (m008) from it
+with m008's own backfill statement, also before its indexes. No ANALYZE, as in real use.
 
 Then prints: the time of `compute_stats` (the whole of `routecli stats` but start-up) for the
 default breakdowns, --by model, --by day, --by tag, and a 7-day window, each first run and best
-of three; `routecli stats --json` end to end in a fresh process; what the m006 indexes cost a
+of three; `check_alerts` (what runs after every `ask`) with the synthetic traffic's last day as
+the alert window; `routecli stats --json` end to end in a fresh process; what the m006 indexes cost a
 writer (10,000 rows into the full ledger, with and without them); and `export --csv` streamed
 to a file in a child process: rows/s and its resident memory sampled every 100,000 rows, which
 must stay flat. Targets (issue 6): stats under 1 s at 1,000,000 rows; export in constant memory.
@@ -108,11 +110,12 @@ def fill_sql(rows: int) -> str:
 
 def build(path: Path, rows: int) -> None:
     from routecli.store import open_store
+    from routecli.store.migrations import ATTEMPT_TAGS_BACKFILL_SQLITE
 
     open_store(path).close()  # every migration, so the schema and indexes are the real ones
     db = sqlite3.connect(path, isolation_level=None)
-    indexes = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' "
-                         "AND sql IS NOT NULL").fetchall()
+    indexes = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                         "AND tbl_name IN ('attempts', 'attempt_tags') AND sql IS NOT NULL").fetchall()
     for name, _ in indexes:
         db.execute(f"DROP INDEX {name}")
     started = time.perf_counter()
@@ -120,13 +123,18 @@ def build(path: Path, rows: int) -> None:
     db.execute(fill_sql(rows))
     db.execute("COMMIT")
     filled = time.perf_counter()
+    db.execute("BEGIN")
+    db.execute(ATTEMPT_TAGS_BACKFILL_SQLITE)  # what m008 does to an existing ledger
+    db.execute("COMMIT")
+    tagged = time.perf_counter()
     for _, sql in indexes:
         db.execute(sql)
     db.close()
     done = time.perf_counter()
     size = path.stat().st_size / 2**20
-    print(f"built {rows:,} attempts in {filled - started:.1f} s, indexes in {done - filled:.1f} s; "
-          f"file {size:,.0f} MB")
+    tag_rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM attempt_tags").fetchone()[0]
+    print(f"built {rows:,} attempts in {filled - started:.1f} s, their {tag_rows:,} tag rows in "
+          f"{tagged - filled:.1f} s, indexes in {done - tagged:.1f} s; file {size:,.0f} MB")
 
 
 def time_stats(path: Path) -> None:
@@ -153,11 +161,30 @@ def time_stats(path: Path) -> None:
             print(f"{label:<36} {runs[0]:>7.2f}s {min(runs):>9.2f}s")
         totals = report["totals"]
     print(f"(last window: {totals['requests']:,} requests, p50 {totals['latency_ms']['p50']} ms)")
+    time_alerts(path, end)
     env = {**os.environ, "ROUTECLI_DB": str(path), "NO_COLOR": "1"}
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "routecli", "stats", "--json"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     print(f"{'routecli stats --json, new process':<36} {time.perf_counter() - started:>7.2f}s  (start-up included)")
+
+
+def time_alerts(path: Path, end: datetime) -> None:
+    """check_alerts with the default [alerts] rules, as after an `ask` at the end of the traffic."""
+    from types import SimpleNamespace
+
+    from routecli.analytics.alerts import check_alerts
+    from routecli.config import AlertConfig
+    from routecli.store import open_store
+
+    config = SimpleNamespace(alerts=AlertConfig(), guards=None)
+    with open_store(path) as store:
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            check_alerts(store, config, now=end)  # the first run may record alerts; then none are new
+            runs.append(time.perf_counter() - started)
+    print(f"{'check_alerts (24 h window)':<36} {runs[0]:>7.2f}s {min(runs):>9.2f}s")
 
 
 def time_writes(path: Path, rows: int = 10_000) -> None:
@@ -179,7 +206,8 @@ def time_writes(path: Path, rows: int = 10_000) -> None:
     with_all = insert("a")
     m006 = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
                                            "(name = 'ix_attempts_cube' OR name LIKE 'ix_attempts_latency_%' OR "
-                                           "name LIKE 'ix_attempts_ttft_%' OR name = 'ix_attempts_followups')")]
+                                           "name LIKE 'ix_attempts_ttft_%' OR name = 'ix_attempts_followups') "
+                                           "AND name NOT LIKE '%untagged'")]
     for name in m006:
         db.execute(f"DROP INDEX {name}")
     without = insert("b")

@@ -154,8 +154,12 @@ def keys_path() -> Path:
 
 
 def db_location(cli_db: str | None = None) -> str:
-    """`--db` > `ROUTECLI_DB` > `<app dir>/routecli.db`: a path or an SQLAlchemy URL."""
-    return cli_db or os.environ.get("ROUTECLI_DB") or str(app_dir() / "routecli.db")
+    """`--db` > `ROUTECLI_DB` > `store.db` in the config file > `<app dir>/routecli.db`: a path or a URL."""
+    if cli_db or os.environ.get("ROUTECLI_DB"):
+        return cli_db or os.environ["ROUTECLI_DB"]
+    store = read_user_file().get("store")
+    configured = store.get("db") if isinstance(store, Mapping) else None
+    return configured if isinstance(configured, str) and configured else str(app_dir() / "routecli.db")
 
 
 # ---------------------------------------------------------------- loading

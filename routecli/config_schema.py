@@ -53,6 +53,7 @@ SETTABLE: dict[str, str] = {
     "http.connect_timeout": "float",
     "http.read_timeout": "float",
     "store.save_text": "bool",
+    "store.db": "str",
     "limits.max_prompt_chars": "int",
     "limits.default_max_tokens": "int",
     "judge.enabled": "bool",
@@ -260,6 +261,7 @@ def build_config(raw: Mapping[str, Any], *, source: Path | None = None) -> Confi
             context_window=None if window is None else _integer(window, f"models.{ref}.context_window"),
         )
     prices = {ref: _price(f"prices.{ref}", entry) for ref, entry in _table(raw, "prices").items()}
+    _check_db_setting(_table(raw, "store").get("db"))
     limits = _table(raw, "limits")
     agent_min, domain_min = _policies(_table(raw, "policies"), tiers)
     return Config(
@@ -363,3 +365,13 @@ def _target_shares(routing: Mapping[str, Any], tier_order: tuple[str, ...]) -> d
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
             raise _fail(f"routing.target_shares.{tier}", f"must be a share between 0 and 1, got {share!r}")
     return {tier: float(share) for tier, share in shares.items()}
+
+
+def _check_db_setting(value: Any) -> None:
+    """The ledger's location may be in the config file, but never a password: config files get shown and shared."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("store.db", f"must be a path or a postgresql:// URL, got {value!r}")
+    if re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", value) or "password=" in value:
+        raise _fail("store.db", "holds a password; remove it and put it in PGPASSWORD or ~/.pgpass instead")

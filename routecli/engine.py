@@ -45,6 +45,10 @@ class Outcome:
     history: list[str] = field(default_factory=list)  # fallbacks, escalations, breaker changes
 
 
+MAX_LABEL = 100  # agent and tag names are indexed for stats; PostgreSQL caps an index entry at ~2.7 kB
+MAX_TAGS = 16
+
+
 def validate(request: Request, config: Config) -> None:
     """Refuse what no model should be sent: nothing to answer, or far too much."""
     if not request.messages or not request.last_user_text.strip() and not request.has_images:
@@ -55,6 +59,10 @@ def validate(request: Request, config: Config) -> None:
             f"Prompt is {size:,} characters, over the limit of {config.max_prompt_chars:,}; "
             "shorten it or raise it with `routecli config set limits.max_prompt_chars N`"
         )
+    if request.agent is not None and len(request.agent) > MAX_LABEL:
+        raise UsageError(f"--agent is {len(request.agent):,} characters; keep it under {MAX_LABEL}")
+    if len(request.tags) > MAX_TAGS or any(len(tag) > MAX_LABEL for tag in request.tags):
+        raise UsageError(f"Tags: at most {MAX_TAGS}, each under {MAX_LABEL} characters (they are indexed for stats)")
     if request.max_tokens is not None and request.max_tokens <= 0:
         raise UsageError("--max-tokens must be a whole number above 0")
     if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import inspect, make_url, text
 from typer.testing import CliRunner
 
-from pgserver import pg_admin, pg_url  # noqa: F401  (fixtures)
+import pgserver
 from routecli.cli import app
 from routecli.store import MIGRATIONS, Attempt, open_store, sha256_text
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
+pg_admin, pg_url = pgserver.pg_admin, pgserver.pg_url  # the fixtures
 PRICES = ('[prices."openai:gpt-5.4-nano"]\ninput_mtok = 1000\noutput_mtok = 1000\n'
           '[prices."openai:gpt-5.4-mini"]\ninput_mtok = 1000\noutput_mtok = 1000\n')
 
@@ -111,6 +112,36 @@ def test_a_failing_migration_leaves_no_trace_on_postgres(pg_url):
         assert len(rows(pg_url, "SELECT name FROM _migrations")) == len(MIGRATIONS)
     finally:
         engine.dispose()
+
+
+def test_migrations_over_a_ledger_with_rows_give_the_same_tables_on_both(pg_url, tmp_path):
+    """Later migrations that backfill from existing attempts (m008's tag rows) do the same on both."""
+    from sqlalchemy import insert
+
+    from routecli.store import apply_migrations
+    from routecli.store.engine import make_engine
+    from routecli.store.models import ATTEMPTS, COLUMNS, to_row
+
+    contents = []
+    for where in (tmp_path / "lite.db", pg_url):
+        engine = make_engine(where)
+        try:
+            done = 0  # the first migrations, up to the one that completes today's attempts columns
+            while not (inspect(engine).has_table("attempts")
+                       and set(COLUMNS) <= {c["name"] for c in inspect(engine).get_columns("attempts")}):
+                done += 1
+                apply_migrations(engine, MIGRATIONS[:done])
+            with engine.begin() as conn:
+                conn.execute(insert(ATTEMPTS), [to_row(a) for a in sample_attempts(120)])
+            assert apply_migrations(engine) == [fn.__name__ for fn in MIGRATIONS[done:]]
+            with engine.connect() as conn:
+                found = inspect(conn)
+                contents.append({name: conn.execute(text(f"SELECT * FROM {name} ORDER BY 1, 2")).all()
+                                 for name in found.get_table_names() if name != "_migrations"})
+        finally:
+            engine.dispose()
+    assert contents[0] == contents[1]
+    assert len(contents[0]["attempts"]) == 120
 
 
 # ---------------------------------------------------------------- every command
@@ -205,6 +236,7 @@ def test_stats_and_exports_give_the_same_figures_on_both_databases(pg_url, tmp_p
 
 
 def test_four_batch_processes_writing_at_once_lose_no_row(vendor, pg_url, tmp_path):
+    """They also migrate the fresh database at once: one applies each migration, the others wait."""
     files = [prompts(tmp_path / f"in{n}.jsonl", 40) for n in range(4)]
     for n, path in enumerate(files):  # distinct prompts, so distinct input hashes and runs
         path.write_text(path.read_text().replace("hello", f"hello from {n}"))
@@ -232,7 +264,15 @@ RESERVE = textwrap.dedent("""
 """)
 
 
-def test_budget_reservations_from_four_processes_never_pass_the_limit(pg_url):
+@pytest.mark.parametrize("counter", ["created by the race", "already there"])
+def test_budget_reservations_from_four_processes_never_pass_the_limit(pg_url, counter):
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    with open_store(pg_url) as store:  # migrated first: this test is about the reservations alone
+        if counter == "already there":  # then only the check-then-hold race is left
+            total = Scope(key="total", label="total limit", limit_micros=1_000_000, period="total")
+            budgets.standings(store, [total], datetime.now(timezone.utc))
     go = str(time.time() + 2)  # every process starts reserving at the same moment
     done = finish([spawn("-c", RESERVE, pg_url, go) for _ in range(4)])
     held = [int(out) for code, out, err in done if code == 0]
@@ -245,6 +285,7 @@ def test_budget_reservations_from_four_processes_never_pass_the_limit(pg_url):
 
 def test_two_batches_share_one_daily_budget_and_never_overshoot_it(vendor, pg_url, isolated_home, tmp_path):
     add_config(isolated_home, PRICES + '[budgets]\ndaily = 0.5\non_exceed = "refuse"\n')
+    open_store(pg_url).close()
     files = [prompts(tmp_path / f"in{n}.jsonl", 60, model="openai:gpt-5.4-nano", max_tokens=10) for n in range(2)]
     for n, path in enumerate(files):
         path.write_text(path.read_text().replace("hello", f"hello {n}"))
@@ -257,6 +298,49 @@ def test_two_batches_share_one_daily_budget_and_never_overshoot_it(vendor, pg_ur
         "COUNT(DISTINCT CASE WHEN status = 'ok' THEN run_id END) FROM attempts"))
     assert 0 < spent <= 500_000 and answered + refused == 120 and runs_answering == 2
     assert rows(pg_url, "SELECT COUNT(*) FROM budget_holds") == [(0,)]
+
+
+def test_a_writer_stalled_inside_its_transaction_is_cut_off_and_the_others_go_on(pg_url, monkeypatch):
+    from sqlalchemy.exc import DBAPIError
+
+    from routecli.store import engine as store_engine
+
+    monkeypatch.setattr(store_engine, "WRITE_IDLE_LIMIT_S", 1)
+    with open_store(pg_url) as store:
+        stalled = store_engine.immediate(store.engine.connect())
+        stalled.begin()  # holds the write lock, then does nothing (a stopped process)
+        started = time.monotonic()
+        store.record(sample_attempts(1)[0])  # waits for the lock until the server cuts the other off
+        assert 0.8 < time.monotonic() - started < 15
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            stalled.execute(text("SELECT 1"))
+        stalled.close()
+        assert store.count() == 1
+
+
+def test_a_writer_that_waits_too_long_for_the_lock_gives_up_with_one_line(pg_url, monkeypatch):
+    from routecli.errors import StoreError
+    from routecli.store import engine as store_engine
+
+    monkeypatch.setattr(store_engine, "WRITE_LOCK_WAIT_S", 0.5)
+    with open_store(pg_url) as store, store_engine.write_transaction(store.engine):
+        with pytest.raises(StoreError, match="lock timeout.*nothing from this call was recorded"):
+            store.record(sample_attempts(1)[0])
+
+
+def test_tag_budgets_read_the_same_spend_on_both_databases(pg_url, tmp_path):
+    """The counter's first value is a LIKE over the JSON tags: % and _ in a tag are literal."""
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    tagged = sample_attempts(3)
+    for attempt, tags, cost in zip(tagged, (["50%_off"], ["50x_off", "a"], ["5"]), (100, 20, 3)):
+        attempt.tags, attempt.status, attempt.cost_micros = tags, "ok", cost
+    scope = Scope(key="tag:50%_off:total", label="tag", limit_micros=10**9, period="total", tag="50%_off")
+    for where in (tmp_path / "lite.db", pg_url):
+        with open_store(where) as store:
+            store.record(*tagged)
+            assert budgets.standings(store, [scope], datetime.now(timezone.utc))[0].spent == 100
 
 
 BREAK = textwrap.dedent("""
@@ -273,6 +357,7 @@ BREAK = textwrap.dedent("""
 
 
 def test_breaker_failures_reported_by_four_processes_are_all_counted(pg_url):
+    open_store(pg_url).close()
     go = str(time.time() + 2)
     done = finish([spawn("-c", BREAK, pg_url, go) for _ in range(4)])
     assert [code for code, _, _ in done] == [0] * 4, done
@@ -288,3 +373,45 @@ def test_a_breaker_opened_by_one_process_stops_another(vendor, pg_url, isolated_
     assert rows(pg_url, "SELECT status, error_kind FROM attempts WHERE model = 'gpt-5.4-nano' "
                         "ORDER BY id DESC LIMIT 1") == [("skipped", "open_circuit")]
     assert rows(pg_url, "SELECT state FROM breakers") == [("open",)]
+
+
+# ---------------------------------------------------------------- errors name the fix, never the password
+
+
+def password_of(url: str) -> str:
+    return make_url(url).password
+
+
+def test_a_wrong_password_is_one_line_without_the_password(pg_admin):
+    wrong = make_url(pg_admin).set(password="not-the-password-9f3").render_as_string(hide_password=False)
+    result = run("stats", "--db", wrong)
+    assert result.exit_code == 1
+    assert "password authentication failed" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "not-the-password-9f3" not in result.output and password_of(pg_admin) not in result.output
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://u:hunter2secret@127.0.0.1:{port}/db", "Connection refused"),
+    ("postgres://u:hunter2secret@127.0.0.1:{port}/db", "Connection refused"),
+    ("postgresql://u@127.0.0.1:{port}/db?password=hunter2secret", "Connection refused"),
+    ("postgresql://u:hunter2secret@host:notaport/db", "Bad database URL"),
+    ("mysql://u:hunter2secret@host/db", "the ledger lives in SQLite or PostgreSQL"),
+])
+def test_bad_urls_and_unreachable_servers_are_one_line_without_the_password(url, expected):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    result = run("stats", "--db", url.format(port=port))
+    assert result.exit_code == 1 and expected in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2secret" not in result.output
+    assert time.monotonic() - started < 15
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without [postgres] looks like
+    result = run("stats", "--db", "postgresql://u:hunter2secret@127.0.0.1:5432/db")
+    assert result.exit_code == 1 and 'pip install "routecli[postgres]"' in result.stderr
+    assert "hunter2secret" not in result.output

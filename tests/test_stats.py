@@ -10,14 +10,18 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, inspect, text
 from typer.testing import CliRunner
 
 from routecli.analytics import stats_sql
 from routecli.analytics.stats import check_by, compute_stats
 from routecli.cli import app
 from routecli.errors import UsageError
-from routecli.store import Attempt, open_store
+from routecli.store import MIGRATIONS, Attempt, apply_migrations, open_store
+from routecli.store.engine import make_engine
+from routecli.store.models import ATTEMPTS, to_row
+from routecli.store.runs import Committer
+from routecli.store.tags import ATTEMPT_TAGS, COPIED
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 runner = CliRunner()
@@ -191,11 +195,18 @@ def plan(store, query, params=None) -> str:
 def test_one_scan_of_the_cube_index_and_no_sort(store):
     """The speed of stats at scale rests on these plans (benchmarks/stats_scale.py has the figures)."""
     since = T0 - timedelta(days=7)
-    for dims in (["tier", "model"], ["day"], ["agent"], ["tag"]):
-        cells = stats_sql.cube(stats_sql.window(since, None), dims)
-        found = plan(store, stats_sql.fold(cells, dims))
-        assert "COVERING INDEX ix_attempts_cube" in found, (dims, found)
-        assert "TEMP B-TREE FOR GROUP BY" not in found.split("SCAN cells")[0], (dims, found)
+    for dims in (["tier", "model"], ["day"], ["agent"], ["tag"], ["tag", "tier"]):
+        cells = stats_sql.cube(stats_sql.window(since, None), dims) if stats_sql._needs_cube(dims) else None
+        tag_cells = stats_sql.tag_cube(since, None) if "tag" in dims else None
+        found = plan(store, stats_sql.fold(cells, dims, tag_cells=tag_cells))
+        if cells is not None:
+            assert "COVERING INDEX ix_attempts_cube" in found, (dims, found)
+            assert "TEMP B-TREE FOR GROUP BY" not in found.split("SCAN cells")[0], (dims, found)
+        if tag_cells is not None:  # tagged cells from m008's index, untagged from the cube; neither sorted
+            making = found.split("MATERIALIZE tag_cells")[1].split("SCAN tag_cells")[0]
+            assert "COVERING INDEX ix_attempt_tags_cube" in making and "COVERING INDEX ix_attempts_untagged" in making
+            assert "TEMP B-TREE" not in making and "json_each" not in found, found
+    assert "MATERIALIZE cells" not in plan(store, stats_sql.fold(None, ["tag"], tag_cells=tag_cells))
 
 
 def test_percentile_offsets_read_the_partial_indexes(store):
@@ -210,12 +221,125 @@ def test_percentile_offsets_read_the_partial_indexes(store):
 
     for dim in ("total", "tier", "model", "provider", "agent", "day"):
         stats_sql._by_offsets(Spy(), dim, "latency_ms", T0, None, {("k",) * len(stats_sql._INDEX_KEYS[dim]): 1000})
+    stats_sql._by_offsets(Spy(), "tag", "latency_ms", T0, None, {("a",): 1000, (None,): 1000})
     for statement in statements:
         found = plan(store, statement.replace(":k0", "'a'").replace(":k1", "'b'").replace(":since", "'2026'")
                      .replace(":offset", "1"))
-        assert "USING INDEX ix_attempts_latency_" in found or "COVERING INDEX ix_attempts_latency_" in found, found
+        assert any(f"INDEX ix_{table}_latency" in found for table in ("attempts", "attempt_tags")), found
         assert "TEMP B-TREE" not in found, found
-    assert len(statements) == 6 * 3
+    assert "ix_attempt_tags_latency" in " ".join(statements) and "ix_attempts_latency_untagged" in " ".join(statements)
+    assert len(statements) == 8 * 3
+
+
+# ---------------------------------------------------------------- tags (m008's attempt_tags)
+
+
+def tagged_rows(seed: int = 8) -> list[Attempt]:
+    """Requests with retries, fallbacks, escalations and judge calls; tags repeated, reordered, absent."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(400):
+        tags = rng.choice([[], [], ["x"], ["x", "y"], ["y", "x", "y"], ["z"], ["x", "z"]])
+        first = make(id=f"a{i:04d}", request_id=f"r{i:04d}", created_at=T0 + timedelta(hours=rng.randrange(0, 72)),
+                     tier=rng.choice(["cheap", "premium"]), latency_ms=float(rng.randrange(50, 5000)),
+                     ttft_ms=rng.choice([None, float(rng.randrange(10, 900))]),
+                     status=rng.choice(["ok"] * 8 + ["error", "skipped"]), source=rng.choice(["ask"] * 9 + ["judge"]),
+                     cost_micros=rng.choice([None, rng.randrange(0, 5000)]), confidence=rng.random(),
+                     input_tokens=rng.randrange(1, 500), score=rng.random(), tags=tags,
+                     cache_kind=rng.choice([None] * 9 + ["exact"]))
+        rows.append(first)
+        if rng.random() < 0.3:
+            rows.append(make(id=f"b{i:04d}", request_id=first.request_id, parent_id=first.id,
+                             step=rng.choice(["retry", "fallback", "escalation"]), tags=tags,
+                             created_at=first.created_at + timedelta(seconds=5),
+                             latency_ms=float(rng.randrange(50, 900))))
+    return rows
+
+
+def expected_by_tag(rows: list[Attempt], since: datetime) -> dict[str, dict]:
+    """The by-tag figures computed in plain Python: an attempt counts once under each distinct tag."""
+    rows = [r for r in rows if r.created_at >= since]
+    fallback = {r.request_id for r in rows if r.step == "fallback"}
+    escalated = {r.request_id for r in rows if r.step == "escalation"}
+    groups = {tag: [r for r in rows if tag in r.tags] for tag in ("x", "y", "z")}
+    groups["(untagged)"] = [r for r in rows if not r.tags]
+    out = {}
+    for label, members in groups.items():
+        firsts = [r for r in members if r.source != "judge" and r.step == "first"]
+        answers = [r for r in members if r.status == "ok" and r.source != "judge"]
+        latencies = [r.latency_ms for r in answers if r.latency_ms is not None]
+        out[label] = {
+            "attempts": len(members), "requests": len(firsts), "errors": sum(r.status == "error" for r in members),
+            "input_tokens": sum(r.input_tokens or 0 for r in members),
+            "cost_usd": f"{sum(r.cost_micros or 0 for r in members) / 1e6:.6f}",
+            "fallbacks": sum(r.request_id in fallback for r in firsts),
+            "escalations": sum(r.request_id in escalated for r in firsts),
+            "cache_hits": sum(r.cache_kind is not None for r in answers),
+            "latency_ms": {"mean": round(sum(latencies) / len(latencies), 1),
+                           **{f"p{p}": nearest_rank(latencies, p) for p in (50, 95, 99)}},
+        }
+    return out
+
+
+def record_half_by_batch(store, rows: list[Attempt]) -> None:
+    """Half through Store.record, half through the batch's Committer: both write tag rows."""
+    store.record(*rows[: len(rows) // 2])
+    commit = Committer(store)
+    try:
+        commit([{name: getattr(r, name) for name in ATTEMPTS.c.keys()} for r in rows[len(rows) // 2:]], [])
+    finally:
+        commit.close()
+
+
+def by_tag(store, since: datetime) -> dict[str, dict]:
+    report = compute_stats(store, since=since, by=["tag", "tier"], with_alerts=False)
+    keys = ("attempts", "requests", "errors", "input_tokens", "cost_usd", "fallbacks", "escalations", "cache_hits")
+    return {label: {**{k: group[k] for k in keys}, "latency_ms": group["latency_ms"]}
+            for label, group in report["by_tag"].items()}
+
+
+@pytest.mark.parametrize("small_window", [0, 10**9], ids=["index-offsets", "window-functions"])
+def test_by_tag_matches_a_plain_computation(store, monkeypatch, small_window):
+    monkeypatch.setattr(stats_sql, "SMALL_WINDOW", small_window)
+    rows = tagged_rows()
+    record_half_by_batch(store, rows)
+    since = T0 + timedelta(hours=12)
+    assert by_tag(store, since) == expected_by_tag(rows, since)
+    # alone, the tag cells make the totals too (lead rows and untagged attempts): the same totals
+    alone, with_tier = (compute_stats(store, since=since, by=by, with_alerts=False)
+                        for by in (["tag"], ["tag", "tier"]))
+    assert alone["totals"] == with_tier["totals"] == compute_stats(store, since=since, with_alerts=False)["totals"]
+    assert alone["by_tag"] == with_tier["by_tag"] and alone["totals"]["fallbacks"] > 0
+    with store.read() as conn:  # one row per attempt and distinct tag, the attempt's columns copied
+        stored = conn.execute(text(f"SELECT attempt_id, tag, lead, {', '.join(COPIED)} FROM attempt_tags")).all()
+        columns = [column["name"] for column in inspect(conn).get_columns("attempt_tags")]
+    assert columns == list(ATTEMPT_TAGS.c.keys())  # the mapping in store/tags.py is m008's table
+    assert len(stored) == sum(len(set(r.tags)) for r in rows)
+    row_of = {r.id: to_row(r) for r in rows}
+    for attempt_id, tag, lead, *copied in stored:
+        assert tag in row_of[attempt_id]["tags"] and lead == (tag == min(row_of[attempt_id]["tags"]))
+        want = [row_of[attempt_id][name] for name in COPIED]
+        want[0] = want[0].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert copied == want
+
+
+def test_m008_backfills_the_tags_of_an_existing_ledger(tmp_path, store):
+    """A ledger written before m008: the migration makes the same rows the writers would have."""
+    rows = tagged_rows(seed=9)
+    engine = make_engine(tmp_path / "old.db")
+    before = [fn for fn in MIGRATIONS if fn.__name__ < "m008"]
+    apply_migrations(engine, before)
+    with engine.begin() as conn:
+        conn.execute(insert(ATTEMPTS), [to_row(r) for r in rows])
+    assert apply_migrations(engine)[0] == "m008_attempt_tags"
+    engine.dispose()
+    record_half_by_batch(store, rows)
+    query = "SELECT * FROM attempt_tags ORDER BY attempt_id, tag"
+    with open_store(tmp_path / "old.db") as old, old.read() as conn, store.read() as new_conn:
+        assert conn.execute(text(query)).all() == new_conn.execute(text(query)).all()
+        assert conn.execute(text("SELECT COUNT(*) FROM attempt_tags")).scalar_one() > 0
+    with open_store(tmp_path / "old.db") as old:
+        assert by_tag(old, T0) == by_tag(store, T0) == expected_by_tag(rows, T0)
 
 
 # ---------------------------------------------------------------- the command

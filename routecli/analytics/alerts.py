@@ -86,7 +86,7 @@ def evaluate(conn: Any, rules: AlertConfig, budgets: Any, now: datetime) -> list
     """Every rule's finding, if it fires at `now`; reads only."""
     since = now - timedelta(hours=rules.window_hours)
     day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
-    sums = folded(conn, window(since, now), ["model"])
+    sums = folded(conn, since, now, ["model"])
     totals = sums[("total", ())]
     span = {"since": since.isoformat(), "until": now.isoformat(), "min_requests": rules.min_requests}
     found: list[Finding] = []

@@ -20,8 +20,8 @@ from routecli.analytics.stats import time_window
 from routecli.errors import UsageError
 from routecli.pricing import format_usd, from_micros, to_micros
 from routecli.store import Store
-from routecli.store.engine import json_items
 from routecli.store.models import ATTEMPTS, COLUMNS
+from routecli.store.tags import ATTEMPT_TAGS
 
 _MONEY = {"cost_usd": "cost_micros", "baseline_cost_usd": "baseline_cost_micros", "saved_usd": "saved_micros"}
 _TO_EXPORT = {column: name for name, column in _MONEY.items()}
@@ -108,8 +108,8 @@ def _condition(field: str, value: str) -> ColumnElement[bool]:
     """One filter: the field is checked against the known columns (never put into SQL as text),
     the value is a bound parameter; an empty value means NULL; `tag` matches one of the tags."""
     if field in ("tag", "tags"):
-        tags = json_items(ATTEMPTS.c.tags).table_valued("value")
-        return exists(select(1).select_from(tags).where(tags.c.value == value))
+        tags = ATTEMPT_TAGS.c  # m008's rows: one primary-key probe per attempt, no JSON parsed
+        return exists(select(1).where(tags.attempt_id == ATTEMPTS.c.id, tags.tag == value))
     if field not in _FILTERABLE:
         raise UsageError(
             f"Cannot filter on {field!r}; --where takes tag or one of: {', '.join(sorted(_FILTERABLE))}"

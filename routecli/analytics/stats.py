@@ -15,13 +15,13 @@ What each figure counts, so the numbers stay honest:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
 from sqlalchemy import ColumnElement, and_, true
 
-from routecli.analytics.stats_sql import DIMENSIONS, METRICS, PERCENTILES, folded, followups, percentiles, window
+from routecli.analytics.stats_sql import DIMENSIONS, METRICS, PERCENTILES, folded, followups, percentiles
 from routecli.errors import UsageError
 from routecli.pricing import format_usd, from_micros
 from routecli.store import Store
@@ -49,7 +49,7 @@ def compute_stats(
     """
     dims = check_by(by)
     with store.read() as conn:
-        sums = folded(conn, window(since, until), dims)
+        sums = folded(conn, since, until, dims)
         flags = followups(conn, since, until, dims)
         groups = {key: _shape(row, flags.get(key, (0, 0))) for key, row in sums.items()}
         for dim in ("total", *dims):
@@ -71,6 +71,12 @@ def compute_stats(
 
         report["alerts"] = alerts_summary(store)
     report["notes"] = _notes(report["totals"])
+    report["pruned"] = pruned_totals(store, since, until)
+    if report["pruned"]:
+        p = report["pruned"]
+        report["notes"].append(
+            f"plus {p['requests']:,} requests removed by `routecli db prune` ({p['days']} days): ${p['cost_usd']} spent, "
+            f"${p['saved_usd']} saved against the baseline; kept as daily sums, so not in the breakdowns above")
     return report
 
 
@@ -180,3 +186,28 @@ def _notes(totals: dict[str, Any]) -> list[str]:
             "charged against savings, not counted as requests"
         )
     return notes
+
+
+def pruned_totals(store: Store, since: datetime | None, until: datetime | None) -> dict[str, Any] | None:
+    """Sums of the attempts `db prune` removed, on the days the window touches (a pruned day is whole)."""
+    from sqlalchemy import text
+
+    where, params = ["1 = 1"], {}
+    if since is not None:
+        where.append("day >= :since")
+        params["since"] = since.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    if until is not None:
+        where.append("day <= :until")
+        params["until"] = until.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    with store.read() as conn:
+        row = conn.execute(text(
+            "SELECT COUNT(DISTINCT day) AS days, SUM(requests) AS requests, SUM(attempts) AS attempts, "
+            "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_micros) AS cost, "
+            "SUM(baseline_cost_micros) AS baseline "
+            f"FROM pruned_totals WHERE {' AND '.join(where)}"), params).one()
+    if not row.attempts:
+        return None
+    return {"days": int(row.days), "requests": int(row.requests), "attempts": int(row.attempts),
+            "input_tokens": int(row.input_tokens), "output_tokens": int(row.output_tokens),
+            "cost_usd": str(_dollars(row.cost)), "baseline_usd": str(_dollars(row.baseline)),
+            "saved_usd": str(_dollars(int(row.baseline) - int(row.cost)))}

@@ -3,8 +3,11 @@
 SQLite has no hash aggregate, so a plain GROUP BY over a million attempts sorts them all
 (about 1.5 s). Instead `cube()` groups by a prefix of ix_attempts_cube (m006), which walks
 the rows already in that order, into cells of (day, tier, provider, model, status, source,
-step, cache kind[, agent[, tags]]); `fold()` then adds the few cells up per breakdown in the
-same statement. Every figure is a sum over cells, so a breakdown costs no second scan.
+step, cache kind[, agent]); `fold()` then adds the few cells up per breakdown in the
+same statement. Every figure is a sum over cells, so a breakdown costs no second scan. Tags are
+a JSON list, so `tag_cube()` makes their cells from the attempt_tags rows instead (m008), and
+the untagged ones from attempts whose list is empty; asked for tags alone, the totals come from
+those cells too (each attempt once: its lead tag row, or its untagged row), not from `cube()`.
 Percentiles cannot be added up: `percentiles()` reads each one at its rank from an index kept
 in latency order (m006), or ranks with window functions where no such index fits; PostgreSQL
 uses its own percentile_disc.
@@ -18,14 +21,17 @@ from typing import Any, Sequence
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, literal_column, null, or_, select, text, true, union_all
 
-from routecli.store.engine import json_items
 from routecli.store.models import ATTEMPTS
+from routecli.store.tags import ATTEMPT_TAGS
 
 _C = ATTEMPTS.c
 # Literal text, not bound parameters: SQLite uses an expression or partial index only when the
 # query spells the same constants (m006 writes exactly these).
 DAY_SQL = "substr(attempts.created_at, 1, 10)"
 _OK, _JUDGE = literal_column("'ok'"), literal_column("'judge'")
+_T = ATTEMPT_TAGS.c
+# An attempt without tags: every writer stores the empty list as exactly this (m008's indexes say it too).
+UNTAGGED = _C.tags == literal_column("'[]'")
 
 DIMENSIONS = ("tier", "model", "provider", "agent", "tag", "day")
 PERCENTILES = (50, 95, 99)
@@ -38,17 +44,18 @@ def day_of(table: Any = ATTEMPTS) -> ColumnElement[str]:
     return literal_column(DAY_SQL if table is ATTEMPTS else f"substr({table.name}.created_at, 1, 10)")
 
 
-def window(since: datetime | None, until: datetime | None, table: Any = ATTEMPTS) -> ColumnElement[bool]:
-    """created_at in [since, until); the UTC days bound the cube index's leading column too."""
+def window(since: datetime | None, until: datetime | None, table: Any = ATTEMPTS,
+           days: bool = True) -> ColumnElement[bool]:
+    """created_at in [since, until); the UTC days bound the cube index's leading column too (`days`)."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.utcoffset() is None:
             raise ValueError(f"{name}={value!r} is naive: pass a timezone-aware datetime")
     clauses: list[Any] = []
     day = day_of(table)
     if since is not None:
-        clauses += [table.c.created_at >= since, day >= _utc_day(since)]
+        clauses += [table.c.created_at >= since, *([day >= _utc_day(since)] if days else [])]
     if until is not None:
-        clauses += [table.c.created_at < until, day <= _utc_day(until)]
+        clauses += [table.c.created_at < until, *([day <= _utc_day(until)] if days else [])]
     return and_(true(), *clauses)
 
 
@@ -59,13 +66,12 @@ def _utc_day(when: datetime) -> str:
 # ---------------------------------------------------------------- one scan: cells
 
 
-_CUBE_ORDER = ("day", "tier", "provider", "model", "status", "source", "step", "cache_kind", "agent", "tags")
+_CUBE_ORDER = ("day", "tier", "provider", "model", "status", "source", "step", "cache_kind", "agent")
+_SPLITS = ("status", "source", "step", "cache_kind")  # what the sums split on: every cell has them
 
 
 def _cube_depth(dims: Sequence[str]) -> int:
     """How many leading index columns the cells need: status..cache_kind always (the sums split on them)."""
-    if "tag" in dims:
-        return 10
     return 9 if "agent" in dims else 8
 
 
@@ -73,30 +79,55 @@ def _when(condition: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
     return case((condition, value))
 
 
+def _sums(c: Any) -> list[Any]:
+    """A cell's plain sums, over attempts or attempt_tags (which copies these columns)."""
+    has_cost, has_baseline = c.cost_micros.is_not(None), c.baseline_cost_micros.is_not(None)
+    return [
+        func.count().label("n"),
+        *(func.sum(c[name]).label(name) for name in ("input_tokens", "output_tokens", "cached_tokens",
+                                                       "reasoning_tokens", "saved_micros")),
+        func.sum(c.cost_micros).label("cost"),
+        func.count(c.cost_micros).label("cost_n"),
+        func.sum(_when(has_cost, c.baseline_cost_micros)).label("base"),
+        func.count(_when(has_cost, c.baseline_cost_micros)).label("covered"),
+        func.sum(_when(has_baseline, c.cost_micros)).label("base_cost"),
+        func.sum(c.latency_ms).label("lat_sum"),
+        func.count(c.latency_ms).label("lat_n"),
+        func.sum(c.ttft_ms).label("ttft_sum"),
+        func.count(c.ttft_ms).label("ttft_n"),
+        func.sum(c.confidence).label("conf_sum"),
+        func.count(c.confidence).label("conf_n"),
+        func.sum(c.score).label("score_sum"),
+    ]
+
+
+def _cube_columns(depth: int) -> list[Any]:
+    return [day_of() if name == "day" else _C[name] for name in _CUBE_ORDER[:depth]]
+
+
 def cube(where: ColumnElement[bool], dims: Sequence[str]) -> Any:
     """Cells: the attempts in the window grouped by a prefix of ix_attempts_cube, each with plain sums."""
-    columns = {name: (day_of() if name == "day" else _C[name]) for name in _CUBE_ORDER}
-    keys = [columns[name].label(name) for name in _CUBE_ORDER[: _cube_depth(dims)]]
-    has_cost, has_baseline = _C.cost_micros.is_not(None), _C.baseline_cost_micros.is_not(None)
-    sums = [
-        func.count().label("n"),
-        *(func.sum(_C[name]).label(name) for name in ("input_tokens", "output_tokens", "cached_tokens",
-                                                        "reasoning_tokens", "saved_micros")),
-        func.sum(_C.cost_micros).label("cost"),
-        func.count(_C.cost_micros).label("cost_n"),
-        func.sum(_when(has_cost, _C.baseline_cost_micros)).label("base"),
-        func.count(_when(has_cost, _C.baseline_cost_micros)).label("covered"),
-        func.sum(_when(has_baseline, _C.cost_micros)).label("base_cost"),
-        func.sum(_C.latency_ms).label("lat_sum"),
-        func.count(_C.latency_ms).label("lat_n"),
-        func.sum(_C.ttft_ms).label("ttft_sum"),
-        func.count(_C.ttft_ms).label("ttft_n"),
-        func.sum(_C.confidence).label("conf_sum"),
-        func.count(_C.confidence).label("conf_n"),
-        func.sum(_C.score).label("score_sum"),
-    ]
-    group = [columns[name] for name in _CUBE_ORDER[: len(keys)]]
-    return select(*keys, *sums).where(where).group_by(*group).cte("cells").prefix_with("MATERIALIZED")
+    depth = _cube_depth(dims)
+    keys = [column.label(name) for column, name in zip(_cube_columns(depth), _CUBE_ORDER)]
+    group = _cube_columns(depth)
+    return select(*keys, *_sums(_C)).where(where).group_by(*group).cte("cells").prefix_with("MATERIALIZED")
+
+
+def tag_cube(since: datetime | None, until: datetime | None) -> Any:
+    """Cells per tag (`tag` NULL: untagged): attempt_tags grouped in ix_attempt_tags_cube order, and
+    the attempts with no tag in ix_attempts_untagged order (m008; one covering scan each, no sort).
+    The cells with `lead` 1 hold each attempt once, so they add up to the totals."""
+    tagged = (
+        select(_T.tag, _T.lead, *(_T[name] for name in _SPLITS), *_sums(_T))
+        .where(window(since, until, ATTEMPT_TAGS, days=False))
+        .group_by(_T.tag, _T.lead, *(_T[name] for name in _SPLITS))
+    )
+    untagged = (
+        select(null().label("tag"), literal_column("1").label("lead"), *(_C[name] for name in _SPLITS), *_sums(_C))
+        .where(window(since, until, days=False), UNTAGGED)
+        .group_by(*(_C[name] for name in _SPLITS))
+    )
+    return union_all(tagged, untagged).cte("tag_cells").prefix_with("MATERIALIZED")
 
 
 def _measures(c: Any) -> list[Any]:
@@ -133,35 +164,37 @@ def _measures(c: Any) -> list[Any]:
 # ---------------------------------------------------------------- folding cells per breakdown
 
 
-def _dim_keys(cells: Any, dim: str) -> tuple[list[Any], Any]:
-    """(the one or two key columns, the FROM clause) of a breakdown over cells."""
+def _dim_keys(cells: Any, dim: str) -> list[Any]:
+    """The one or two key columns of a breakdown over cells."""
     if dim == "total":
-        return [], cells
+        return []
     if dim == "model":
-        return [cells.c.provider, cells.c.model], cells
-    if dim == "day":
-        return [cells.c.day], cells
-    if dim == "tag":
-        tag = tag_values(cells.c.tags)
-        return [tag.c.value], cells.outerjoin(tag, true())  # an untagged cell is the NULL group
-    return [cells.c[dim]], cells
+        return [cells.c.provider, cells.c.model]
+    return [cells.c[dim]]  # day, tag (in tag cells), tier, provider, agent
 
 
-def tag_values(tags: Any) -> Any:
-    """The tags of a JSON-list column as a table of `value` (json_each / jsonb_array_elements_text)."""
-    return json_items(tags).table_valued("value")
-
-
-def fold(cells: Any, dims: Sequence[str], measures: Any = _measures) -> Any:
-    """One statement: a row per (breakdown, group), the totals first, keys padded to two columns."""
+def fold(cells: Any, dims: Sequence[str], measures: Any = _measures, tag_cells: Any = None) -> Any:
+    """One statement: a row per (breakdown, group), the totals first, keys padded to two columns.
+    The tag breakdown folds `tag_cells` (`tag_cube()`; an untagged cell is the NULL group), and
+    so do the totals when there are no `cells` (their lead cells count each attempt once)."""
     parts = []
     for dim in ("total", *dims):
-        keys, source = _dim_keys(cells, dim)
+        source = tag_cells if dim == "tag" or cells is None else cells
+        if source is None:
+            raise ValueError("a breakdown by tag needs tag_cells")
+        keys = _dim_keys(source, dim)
         padded = [key.label(f"k{i}") for i, key in enumerate(keys)] + [null().label(f"k{i}") for i in
                                                                         range(len(keys), 2)]
-        query = select(literal(dim).label("dim"), *padded, *measures(cells.c)).select_from(source)
+        query = select(literal(dim).label("dim"), *padded, *measures(source.c)).select_from(source)
+        if source is not cells and dim == "total":
+            query = query.where(source.c.lead == 1)
         parts.append(query.group_by(*keys) if keys else query)
     return union_all(*parts)
+
+
+def _needs_cube(dims: Sequence[str]) -> bool:
+    """False for tags alone: the tag cells make the totals too, and a pass over every attempt is saved."""
+    return any(dim != "tag" for dim in dims) or "tag" not in dims
 
 
 def group_key(row: Any) -> tuple:
@@ -171,9 +204,12 @@ def group_key(row: Any) -> tuple:
     return (row["k0"], row["k1"]) if row["dim"] == "model" else (row["k0"],)
 
 
-def folded(conn: Any, where: ColumnElement[bool], dims: Sequence[str]) -> dict[tuple[str, tuple], dict[str, Any]]:
+def folded(conn: Any, since: datetime | None, until: datetime | None,
+           dims: Sequence[str]) -> dict[tuple[str, tuple], dict[str, Any]]:
     """{(dim, key): sums} for the totals ("total", ()) and every group of every breakdown."""
-    rows = conn.execute(fold(cube(where, dims), dims)).mappings()
+    tag_cells = tag_cube(since, until) if "tag" in dims else None
+    cells = cube(window(since, until), dims) if _needs_cube(dims) else None
+    rows = conn.execute(fold(cells, dims, tag_cells=tag_cells)).mappings()
     return {(row["dim"], group_key(row)): dict(row) for row in rows}
 
 
@@ -195,19 +231,30 @@ def followups(conn: Any, since: datetime | None, until: datetime | None, dims: S
         .subquery("flagged")
     )
     first = ATTEMPTS.alias("f")
-    keys = [day_of(first).label("day"), *(first.c[name] for name in ("tier", "provider", "model", "agent", "tags"))]
-    cells = (
-        select(*keys, func.sum(flagged.c.fallback).label("fallback"), func.sum(flagged.c.escalation).label("escalation"))
+    keys = [day_of(first).label("day"), *(first.c[name] for name in ("tier", "provider", "model", "agent"))]
+    flagged_firsts = (  # each flagged request's first attempt, looked up once for every breakdown
+        select(first.c.id, *keys, flagged.c.fallback, flagged.c.escalation)
         .select_from(flagged.join(first, first.c.request_id == flagged.c.request_id))
         .where(first.c.source != "judge", first.c.step == "first", window(since, until, first))
-        .group_by(*keys)
-        .cte("flag_cells")
+        .cte("flagged_firsts")
     )
+    ff = flagged_firsts.c
+    flags = [func.sum(ff.fallback).label("fallback"), func.sum(ff.escalation).label("escalation")]
+    cells = tag_cells = None
+    if _needs_cube(dims):
+        keys = [ff[name] for name in ("day", "tier", "provider", "model", "agent")]
+        cells = select(*keys, *flags).group_by(*keys).cte("flag_cells")
+    if "tag" in dims:  # the first attempt's tag rows; none: the untagged (NULL) group, its lead row
+        tags = ATTEMPT_TAGS.alias("ft")
+        lead = func.coalesce(tags.c.lead, 1).label("lead")
+        tag_cells = (select(tags.c.tag, lead, *flags)
+                     .select_from(flagged_firsts.outerjoin(tags, tags.c.attempt_id == ff.id))
+                     .group_by(tags.c.tag, lead).cte("flag_tag_cells"))
 
     def measures(c: Any) -> list[Any]:
         return [func.sum(c.fallback).label("fallback"), func.sum(c.escalation).label("escalation")]
 
-    rows = conn.execute(fold(cells, dims, measures)).mappings()
+    rows = conn.execute(fold(cells, dims, measures, tag_cells)).mappings()
     return {(row["dim"], group_key(row)): (int(row["fallback"] or 0), int(row["escalation"] or 0))
             for row in rows}
 
@@ -225,7 +272,8 @@ def _answered(metric: str) -> list[ColumnElement[bool]]:
 
 
 _INDEX_KEYS = {"total": (), "tier": ("tier",), "model": ("provider", "model"), "provider": ("provider",),
-               "agent": ("agent",), "day": ("substr(created_at, 1, 10)",)}  # m006's partial indexes
+               "agent": ("agent",), "day": ("substr(created_at, 1, 10)",),  # m006's partial indexes
+               "tag": ("tag",)}  # m008's: on attempt_tags, and on attempts for the untagged
 
 
 def percentiles(conn: Any, dim: str, metric: str, since: datetime | None, until: datetime | None,
@@ -243,24 +291,32 @@ def percentiles(conn: Any, dim: str, metric: str, since: datetime | None, until:
 
 def _by_offsets(conn: Any, dim: str, metric: str, since: datetime | None, until: datetime | None,
                 counts: dict[tuple, int]) -> dict:
-    """Each percentile is one row read at its rank, from whichever end of the m006 index is nearer.
+    """Each percentile is one row read at its rank, from whichever end of the m006 (m008 for
+    tags) index is nearer.
 
     Plain SQLite text: INDEXED BY (SQLAlchemy cannot say it) keeps the planner from sorting the
     window's rows instead, and the WHERE repeats the partial index's own constants."""
-    index = f"ix_attempts_{'latency' if metric == 'latency_ms' else 'ttft'}_{'all' if dim == 'total' else dim}"
+    short = "latency" if metric == "latency_ms" else "ttft"
     terms = [f"status = 'ok' AND source <> 'judge' AND {metric} IS NOT NULL"]
-    terms += [f"{column} IS :k{i}" for i, column in enumerate(_INDEX_KEYS[dim])]  # IS: the no-agent group
     params: dict[str, Any] = {}
     for name, op, when in (("since", ">=", since), ("until", "<", until)):
         if when is not None:
             terms.append(f"created_at {op} :{name}")
             params[name] = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    sql = f"SELECT {metric} FROM attempts INDEXED BY {index} WHERE {' AND '.join(terms)} ORDER BY {metric} "
     out: dict[tuple, dict[str, float | None]] = {}
     for key, n in counts.items():
         if not n:
             continue
-        bound = {**params, **{f"k{i}": value for i, value in enumerate(key)}}
+        bound = {**params, **{f"k{i}": value for i, value in enumerate(key) if value is not None or dim != "tag"}}
+        if dim == "tag":
+            table, index = ("attempts", f"ix_attempts_{short}_untagged") if key == (None,) else \
+                ("attempt_tags", f"ix_attempt_tags_{short}")
+            keyed = ["tags = '[]'"] if key == (None,) else ["tag = :k0"]
+        else:
+            table, index = "attempts", f"ix_attempts_{short}_{'all' if dim == 'total' else dim}"
+            keyed = [f"{column} IS :k{i}" for i, column in enumerate(_INDEX_KEYS[dim])]  # IS: the no-agent group
+        sql = (f"SELECT {metric} FROM {table} INDEXED BY {index} WHERE {' AND '.join(terms + keyed)} "
+               f"ORDER BY {metric} ")
         values = {}
         for p in PERCENTILES:
             r = rank(p, n)
@@ -306,9 +362,8 @@ def _percentile_disc(conn: Any, dim: str, metric: str, where: ColumnElement[bool
 
 def _groups(dim: str) -> tuple[list[Any], Any]:
     """(the group key columns, the FROM clause) of a percentile breakdown over attempts."""
-    if dim == "tag":
-        tag = tag_values(_C.tags)
-        return [tag.c.value], ATTEMPTS.outerjoin(tag, true())
+    if dim == "tag":  # an attempt without tag rows (m008) is the untagged, NULL, group
+        return [_T.tag], ATTEMPTS.outerjoin(ATTEMPT_TAGS, _T.attempt_id == _C.id)
     return ([] if dim == "total" else _plain_keys(dim)), ATTEMPTS
 
 

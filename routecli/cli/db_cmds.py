@@ -68,5 +68,68 @@ def copy(
     for c in done:
         skipped = f" ({c.skipped} already there)" if c.skipped else ""
         typer.echo(f"{c.table}: {c.copied} rows copied{skipped}")
-    total = sum(c.source_rows for c in done)
-    note(f"copied {total} rows into {where}; every table's row count checked")
+    copied, skipped = sum(c.copied for c in done), sum(c.skipped for c in done)
+    already = f" ({skipped} already there)" if skipped else ""
+    note(f"copied {copied} rows{already} into {where}; every table's row count checked")
+
+
+@db_app.command("prune")
+def prune(
+    before: str = typer.Option(..., "--before", help="Remove attempts older than this: 90d, or a date like 2026-01-01."),
+    export: Optional[str] = typer.Option(None, "--export", help="First write the rows to this JSONL file."),
+    yes: bool = typer.Option(False, "--yes", help="Remove them without keeping a copy."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+    db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
+) -> None:
+    """Remove old attempts (and finished batch runs), keeping their daily sums so totals and budgets stay right.
+
+    Attempts of a running A/B test and of unfinished runs are kept whatever their age."""
+    from routecli.cli.ledger import parse_when
+    from routecli.cli.output import note
+    from routecli.config import db_location
+    from routecli.errors import UsageError
+    from routecli.store import open_store
+    from routecli.store import prune as pruning
+
+    cut = parse_when(before)
+    if not (export or yes or dry_run):
+        raise UsageError("Pruning deletes rows: pass --export FILE.jsonl to keep a copy first, or --yes, "
+                         "or --dry-run to see what would go")
+    with open_store(db_location(db)) as store:
+        plan = pruning.counts(store, cut)
+        kept = f"; kept {plan.kept_ab} for running A/B tests and {plan.kept_runs} for unfinished runs"
+        if dry_run:
+            note(f"would remove {plan.attempts:,} attempts (${plan.cost_micros / 1e6:,.4f}) and {plan.runs} "
+                 f"finished runs from before {cut:%Y-%m-%d %H:%M} UTC{kept}")
+            return
+        if export:
+            _export_before(store, cut, export)
+        done = pruning.prune(store, cut)
+    note(f"removed {done.attempts:,} attempts (${done.cost_micros / 1e6:,.4f}, kept as daily totals) and "
+         f"{done.runs} finished runs{kept}" + (f"; a copy is in {export}" if export else ""))
+
+
+def _export_before(store: object, cut: object, path: str) -> None:
+    from routecli.analytics.export import iter_rows, write_jsonl
+    from routecli.errors import UsageError
+
+    try:
+        with open(path, "x", encoding="utf-8") as fh:
+            write_jsonl(iter_rows(store, until=cut), fh)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; pick a new file for the export, so no earlier copy is overwritten") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}; nothing was removed") from None
+
+
+@db_app.command("vacuum")
+def vacuum(db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL.")) -> None:
+    """Give the space of removed rows back (after `db prune`)."""
+    from routecli.cli.output import note
+    from routecli.config import db_location
+    from routecli.store import open_store
+    from routecli.store.prune import vacuum as run_vacuum
+
+    with open_store(db_location(db)) as store:
+        run_vacuum(store)
+        note(f"vacuumed {store.location}")

@@ -114,7 +114,7 @@ def _ledger_spend(conn: Connection, scope: Scope) -> int:
     """What the ledger says this scope has spent so far (the counter's starting value)."""
     where, params = ["cost_micros IS NOT NULL"], {}
     if scope.start:
-        where.append("created_at >= :start")
+        where.append("{time} >= :start")
         params["start"] = scope.start
     if scope.agent:
         where.append("agent = :agent")
@@ -127,8 +127,12 @@ def _ledger_spend(conn: Connection, scope: Scope) -> int:
     if scope.run_id:
         where.append("run_id = :run")
         params["run"] = scope.run_id
-    sql = f"SELECT COALESCE(SUM(cost_micros), 0) FROM attempts WHERE {' AND '.join(where)}"
-    return int(conn.execute(text(sql), params).scalar_one())
+    condition = " AND ".join(where)
+    live = f"SELECT COALESCE(SUM(cost_micros), 0) FROM attempts WHERE {condition.format(time='created_at')}"
+    # what `db prune` removed still counts: its sums are kept per day in pruned_totals
+    pruned = f"SELECT COALESCE(SUM(cost_micros), 0) FROM pruned_totals WHERE {condition.format(time='day')}"
+    params_pruned = {**params, "start": params["start"][:10]} if "start" in params else params
+    return int(conn.execute(text(live), params).scalar_one()) + int(conn.execute(text(pruned), params_pruned).scalar_one())
 
 
 def _expire_holds(conn: Connection, now: datetime) -> None:

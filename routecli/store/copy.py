@@ -11,15 +11,16 @@ target already has, as any insert does), and holds belong to calls in flight on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import Connection, bindparam, column, func, inspect, insert, select, table
+from sqlalchemy import Connection, bindparam, column, func, insert, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from routecli.errors import StoreError, UsageError
 from routecli.store.budgets import add_spend
 from routecli.store.db import Store, open_store
-from routecli.store.engine import reason, write_transaction
+from routecli.store.engine import describe, reason, to_url, write_transaction
 
 NOT_COPIED = ("_migrations", "budget_spend", "budget_holds")
 
@@ -39,9 +40,10 @@ def copy_ledger(source: str, target: str, *, batch_size: int = 1000, append: boo
     Refuses a target that already holds rows unless `append`, which skips rows the target has."""
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if _identity(source) == _identity(target):
+        raise UsageError(f"--from and --to are the same ledger ({describe(to_url(source))}); choose another target")
+    _refuse_missing(source)
     with open_store(source) as src, open_store(target) as dst:
-        if _same_database(src, dst):
-            raise UsageError(f"--from and --to are the same ledger ({src.location}); choose another target")
         tables = _tables(src, dst)
         if not append:
             _refuse_non_empty(dst, tables)
@@ -50,14 +52,25 @@ def copy_ledger(source: str, target: str, *, batch_size: int = 1000, append: boo
     return done
 
 
-def _same_database(src: Store, dst: Store) -> bool:
-    return src.engine.url.render_as_string(hide_password=False) == dst.engine.url.render_as_string(
-        hide_password=False)
+def _identity(location: str) -> str:
+    url = to_url(location)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(url.database).resolve())  # a path and a sqlite:/// URL of the same file
+    return url.render_as_string(hide_password=False)
+
+
+def _refuse_missing(source: str) -> None:
+    """Opening a path that does not exist would create an empty ledger there and copy nothing."""
+    url = to_url(source)
+    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:") \
+            and not Path(url.database).exists():
+        raise UsageError(f"There is no ledger at {url.database}; check --from (`routecli config path` "
+                         "shows where the default one lives)")
 
 
 def _tables(src: Store, dst: Store) -> list[str]:
-    """The target's tables in foreign-key order (a referenced table first), each with its
-    columns and primary key; the source has the same ones, both being fully migrated."""
+    """The target's tables in foreign-key order (a referenced table first), but those not
+    copied; the source has the same ones, both being fully migrated."""
     with dst.read() as conn:
         inspector = inspect(conn)
         ordered = [name for name, _ in inspector.get_sorted_table_and_fkc_names() if name]

@@ -18,6 +18,7 @@ from routecli.store.budgets import add_spend
 from routecli.store.engine import describe, make_engine, reason, write_transaction
 from routecli.store.migrations import applied, apply_migrations
 from routecli.store.models import ATTEMPTS, Attempt, to_row
+from routecli.store.tags import add_tags
 
 
 class Store:
@@ -37,6 +38,7 @@ class Store:
             with write_transaction(self.engine) as conn:
                 conn.execute(insert(ATTEMPTS), rows)
                 add_spend(conn, rows)  # budget counters move in the same transaction as the ledger
+                add_tags(conn, rows)  # and so do the tag rows (m008)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"Cannot write to the ledger at {self.location}: {reason(exc)}; "

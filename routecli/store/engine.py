@@ -20,8 +20,6 @@ from typing import Any, Iterator
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from routecli.errors import StoreError
 
@@ -30,6 +28,10 @@ CONNECT_TIMEOUT_S = 10  # an unreachable PostgreSQL host fails in seconds, not a
 _BEGIN_OPTION = "routecli_begin"  # execution option read by the "begin" listeners
 # pg_advisory_xact_lock key of every write transaction: "routecli" in ASCII, as a bigint.
 WRITE_LOCK_KEY = int.from_bytes(b"routecli", "big")
+WRITE_LOCK_WAIT_S = 60  # a writer gives up (an error, nothing written) after waiting this long
+# A writer that stalls inside its transaction (a stopped process, a laptop put to sleep) is cut
+# off by the server after this long, so it cannot hold every other writer back for hours.
+WRITE_IDLE_LIMIT_S = 30
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 _EXAMPLES = "sqlite:///path/to/routecli.db or postgresql://USER:PASSWORD@HOST/DATABASE"
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)\S*@")  # to the last @: a password may hold @ or /
@@ -79,10 +81,6 @@ def _scrub(message: str) -> str:
     return re.sub(r"(password=)[^&\s]*", r"\1***", message, flags=re.IGNORECASE)
 
 
-def is_postgres(engine_or_conn: Engine | Connection) -> bool:
-    return engine_or_conn.dialect.name == "postgresql"
-
-
 def make_engine(location: str | Path) -> Engine:
     url = to_url(location)
     try:
@@ -117,13 +115,16 @@ def _configure_postgres(engine: Engine) -> None:
     gives PostgreSQL the exact semantics these transactions were written for on SQLite (one
     writer at a time, each seeing every earlier commit), while reads never wait. The lock is
     released by COMMIT or ROLLBACK, so a killed process cannot leave it held, and the
-    transactions are a few statements long.
+    transactions are a few statements long (WRITE_IDLE_LIMIT_S covers one that stalls).
     """
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get(_BEGIN_OPTION) == "IMMEDIATE":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+            conn.exec_driver_sql(  # one round trip; SET LOCAL ends with the transaction
+                f"SET LOCAL lock_timeout = {int(WRITE_LOCK_WAIT_S * 1000)}; "
+                f"SET LOCAL idle_in_transaction_session_timeout = {int(WRITE_IDLE_LIMIT_S * 1000)}; "
+                f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
 
 def _make_parent_dir(url: URL) -> None:
@@ -198,25 +199,3 @@ def immediate(conn: Connection) -> Connection:
     for a writer that keeps one connection open across many transactions."""
     conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
     return conn
-
-
-# ---------------------------------------------------------------- SQL that differs
-
-
-class json_items(FunctionElement):  # lower case: used like func.* in queries
-    """The elements of a JSON list kept as TEXT (tags), as text: use as
-    `json_items(column).table_valued("value")`. SQLite's json_each, PostgreSQL's
-    jsonb_array_elements_text (whose one column is also named value)."""
-
-    name = "json_items"
-    inherit_cache = True
-
-
-@compiles(json_items)
-def _json_items_sqlite(element: json_items, compiler: Any, **kw: Any) -> str:
-    return f"json_each({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_items, "postgresql")
-def _json_items_postgres(element: json_items, compiler: Any, **kw: Any) -> str:
-    return f"jsonb_array_elements_text(CAST({compiler.process(element.clauses, **kw)} AS JSONB))"

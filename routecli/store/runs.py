@@ -20,6 +20,7 @@ from routecli.store.db import Store
 from routecli.store.engine import immediate, reason, write_transaction
 from routecli.store.budgets import add_spend
 from routecli.store.models import ATTEMPTS, COLUMNS, UTCDateTime, check_row, utcnow
+from routecli.store.tags import add_tags
 
 FINISHED = ("ok", "dry-run")
 LINE_STATUSES = ("ok", "dry-run", "error", "invalid", "pending")
@@ -199,6 +200,7 @@ class Committer:
                 if rows:
                     self._conn.exec_driver_sql(insert_sql, rows)
                     add_spend(self._conn, checked)
+                    add_tags(self._conn, checked)
                 if params:
                     self._conn.exec_driver_sql(upsert_sql, params)
         except SQLAlchemyError as exc:
