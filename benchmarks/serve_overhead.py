@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -44,23 +45,25 @@ def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
 
 
 async def measure(url: str, headers: dict, body: dict, requests: int, concurrency: int,
-                  delay: float) -> list[float]:
+                  delay: float, jitter: float) -> list[float]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     times: list[float] = []
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        async def worker(count: int) -> None:
+        async def worker(count: int, seed: int) -> None:
+            rng = random.Random(seed)  # the same latencies for the direct and the routed run
             for i in range(count):
                 started = time.perf_counter()
-                text = f"question {i} please [[delay={delay}]]"
+                wait = delay * (1 + rng.uniform(-jitter, jitter))
+                text = f"question {i} please [[delay={wait:.4f}]]"
                 payload = {**body, "messages": [{"role": "user", "content": text}]}
                 response = await client.post(url, json=payload, headers=headers)
                 response.raise_for_status()
                 times.append((time.perf_counter() - started) * 1000)
 
         per = max(1, requests // concurrency)
-        await asyncio.gather(*(worker(per) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(per, seed) for seed in range(concurrency)))
     return times
 
 
@@ -79,6 +82,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--levels", default="1:0.02,64:0.5", help="concurrency:latency pairs")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jitter", type=float, default=0.2,
+                        help="upstream latency varies by +-this share (0: every client in lock step, which makes "
+                             "64 requests arrive in the same instant, wave after wave)")
     args = parser.parse_args()
     import fakevendor
 
@@ -94,10 +100,10 @@ def main() -> None:
                 cpu_ms: list[float] = []
                 for _ in range(args.rounds):
                     direct += asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                                  {"model": "gpt-5.4-nano"}, args.requests, level, latency))
+                                                  {"model": "gpt-5.4-nano"}, args.requests, level, latency, args.jitter))
                     cpu = _cpu_seconds(serve.pid)
                     routed += asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                                  args.requests, level, latency))
+                                                  args.requests, level, latency, args.jitter))
                     sent = max(1, args.requests // level) * level
                     cpu_ms.append((_cpu_seconds(serve.pid) - cpu) * 1000 / sent)
                 d50, d99, r50, r99 = pct(direct, .5), pct(direct, .99), pct(routed, .5), pct(routed, .99)
