@@ -74,3 +74,16 @@ def test_repeated_prompts_show_what_the_cache_would_have_saved():
     item = found()["cacheable_repeats"]
     assert item["evidence"]["repeats"] == 6 and item["evidence"]["saving_micros"] == 600
     assert "$0.0006" in item["message"]
+
+
+def test_an_a_b_winner_is_suggested_with_its_strategy():
+    assert runner.invoke(app, ["ab", "start", "exp", "-v", "hi=learned@0.0", "-v", "lo=rules@1.0"]).exit_code == 0
+    rows = []
+    for i in range(40):
+        for variant, cost in (("hi", 130 + i % 7), ("lo", 100 + i % 7)):
+            rows.append({"tier": "cheap", "provider": "openai", "model": "gpt-5.4-nano", "cost_micros": cost,
+                         "ab_test": "exp", "ab_variant": variant})
+    fill(rows)
+    item = found()["ab_winner"]
+    assert item["evidence"]["winner"] == "lo" and item["evidence"]["strategy"] == "rules@1.0"
+    assert item["command"].startswith("routecli config set routing.classifier rules")
