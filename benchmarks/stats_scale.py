@@ -110,7 +110,7 @@ def fill_sql(rows: int) -> str:
 
 def build(path: Path, rows: int) -> None:
     from routecli.store import open_store
-    from routecli.store.migrations import ATTEMPT_TAGS_BACKFILL_SQLITE
+    from routecli.store.schema_later import ATTEMPT_TAGS_BACKFILL_SQLITE
 
     open_store(path).close()  # every migration, so the schema and indexes are the real ones
     db = sqlite3.connect(path, isolation_level=None)

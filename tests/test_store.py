@@ -15,7 +15,7 @@ from sqlalchemy.types import TypeDecorator
 from routecli.errors import StoreError
 from routecli.store import MIGRATIONS, Attempt, apply_migrations, open_store, sha256_text
 from routecli.store.engine import make_engine, write_transaction
-from routecli.store.migrations import m001_attempts
+from routecli.store.schema_core import m001_attempts
 from routecli.store.models import ATTEMPTS
 
 

@@ -58,7 +58,7 @@ def dashboard(
 
 def _write_html(store: Any, config: Any, path: Path, since: str, until: str | None) -> None:
     from routecli.analytics.report_html import write_report
-    from routecli.cli.ledger import parse_when
+    from routecli.when import parse_when
     from routecli.cli.output import note
     from routecli.errors import UsageError
 

@@ -84,7 +84,7 @@ def prune(
     """Remove old attempts (and finished batch runs), keeping their daily sums so totals and budgets stay right.
 
     Attempts of a running A/B test and of unfinished runs are kept whatever their age."""
-    from routecli.cli.ledger import parse_when
+    from routecli.when import parse_when
     from routecli.cli.output import note
     from routecli.config import db_location
     from routecli.errors import UsageError

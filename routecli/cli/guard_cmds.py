@@ -52,7 +52,7 @@ def health(
 ) -> None:
     """Each configured model's circuit breaker, recent error rate and latency."""
     from routecli.analytics.guards import health_report
-    from routecli.cli.ledger import parse_when
+    from routecli.when import parse_when
     from routecli.config import load_config
 
     config = load_config()
@@ -127,7 +127,7 @@ def insights(
 ) -> None:
     """Suggestions from the ledger, each with its numbers and the command that applies it."""
     from routecli.analytics.insights import insights as find
-    from routecli.cli.ledger import parse_when
+    from routecli.when import parse_when
     from routecli.config import load_config
 
     config = load_config()

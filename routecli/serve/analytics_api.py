@@ -47,14 +47,14 @@ async def read_only(config: Config, store: Store, request: HttpRequest) -> HttpR
 
 
 def _when(text: str | None) -> Any:
-    from routecli.cli.ledger import parse_when
+    from routecli.when import parse_when
 
     return parse_when(text)
 
 
 def _stats(store: Store, since: str | None, until: str | None, by: list[str] | None) -> dict[str, Any]:
     from routecli.analytics.stats import check_by, compute_stats
-    from routecli.cli.ledger import split_list
+    from routecli.when import split_list
 
     dims = check_by(split_list(by)) if by else None
     return compute_stats(store, since=_when(since), until=_when(until), by=dims)
@@ -70,7 +70,7 @@ def _report(store: Store, config: Config, since: str | None, until: str | None) 
 def _export(store: Store, kind: str, since: str | None, until: str | None, columns: list[str] | None,
             where: list[str] | None) -> HttpResponse:
     from routecli.analytics.export import check_columns, iter_rows, parse_where, write_csv, write_jsonl
-    from routecli.cli.ledger import split_list
+    from routecli.when import split_list
 
     if kind not in ("csv", "jsonl"):
         raise UsageError(f"format must be csv or jsonl, got {kind!r}")
