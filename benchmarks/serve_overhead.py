@@ -7,9 +7,13 @@ is a Python thread server on the same 2 cores, so at 64 clients its latency must
 enough requests per second to keep up, or the figures measure its queue, not routecli). For each concurrency level,
 the same client (httpx, keep-alive) sends the same OpenAI chat requests once straight to the
 fake vendor and once through `routecli serve` (model "auto": the classifier, the guards and the
-ledger all run), and the script prints p50/p99 of each and their difference: the overhead.
-Directly and through serve alternate in rounds so both see the same machine load.
-Target (issue 8): p50 overhead under 2 ms.
+ledger all run), and the script prints p50/p99 of each and the overhead two ways: the difference of the two
+paths' percentiles, and the percentiles of the request-by-request differences (each client asks
+for the same upstream delays on both paths, so request i of client c is the same work either way;
+with +-20% jitter on the delay, this pairing removes the spread the jitter adds to the first).
+Each client's first request (connection set-up, and at 64 clients one burst of all of them) is a
+warm-up on both paths and left out. Directly and through serve alternate in rounds so both see
+the same machine load. Target (issue 8): p50 overhead under 2 ms.
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
 
 
 async def measure(url: str, headers: dict, body: dict, requests: int, concurrency: int,
-                  delay: float, jitter: float) -> list[float]:
+                  delay: float, jitter: float) -> dict[tuple[int, int], float]:
+    """Milliseconds per request, keyed by (client, request number): the same key asks the
+    upstream for the same latency on both paths, so the two runs can be compared request by request."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    times: list[float] = []
+    times: dict[tuple[int, int], float] = {}
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         async def worker(count: int, seed: int) -> None:
             rng = random.Random(seed)  # the same latencies for the direct and the routed run
@@ -60,7 +66,7 @@ async def measure(url: str, headers: dict, body: dict, requests: int, concurrenc
                 payload = {**body, "messages": [{"role": "user", "content": text}]}
                 response = await client.post(url, json=payload, headers=headers)
                 response.raise_for_status()
-                times.append((time.perf_counter() - started) * 1000)
+                times[seed, i] = (time.perf_counter() - started) * 1000
 
         per = max(1, requests // concurrency)
         await asyncio.gather(*(worker(per, seed) for seed in range(concurrency)))
@@ -75,6 +81,20 @@ def _cpu_seconds(pid: int) -> float:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(level: int, latency: float, direct: dict, routed: dict, cpu_ms: float) -> None:
+    # Each client's first request opens its connection and, at 64 clients, lands in one burst
+    # with all the others: a warm-up on both paths, left out of the figures.
+    keys = [key for key in direct if key in routed and key[2] > 0]
+    d = [direct[key] for key in keys]
+    r = [routed[key] for key in keys]
+    paired = [routed[key] - direct[key] for key in keys]
+    print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms, {len(keys)} requests: "
+          f"direct p50 {pct(d, .5):.2f} p99 {pct(d, .99):.2f} ms | via serve p50 {pct(r, .5):.2f} p99 {pct(r, .99):.2f} ms")
+    print(f"      overhead: difference of p50s {pct(r, .5) - pct(d, .5):+.2f} ms, of p99s {pct(r, .99) - pct(d, .99):+.2f} ms; "
+          f"request by request (same client, same upstream delay) p50 {pct(paired, .5):+.2f} ms "
+          f"p99 {pct(paired, .99):+.2f} ms; serve's own CPU {cpu_ms:.2f} ms per request", flush=True)
 
 
 def main() -> None:
@@ -95,22 +115,21 @@ def main() -> None:
             print(f"serve overhead: {os.cpu_count()} CPUs, {args.requests} requests x {args.rounds} rounds per level")
             for pair in args.levels.split(","):
                 level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
-                direct: list[float] = []
-                routed: list[float] = []
+                direct: dict[tuple[int, int, int], float] = {}
+                routed: dict[tuple[int, int, int], float] = {}
                 cpu_ms: list[float] = []
-                for _ in range(args.rounds):
-                    direct += asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                                  {"model": "gpt-5.4-nano"}, args.requests, level, latency, args.jitter))
+                for run in range(args.rounds):
+                    for key, ms in asyncio.run(measure(root + "/v1/chat/completions",
+                                                       {"authorization": f"Bearer {KEY}"}, {"model": "gpt-5.4-nano"},
+                                                       args.requests, level, latency, args.jitter)).items():
+                        direct[run, *key] = ms
                     cpu = _cpu_seconds(serve.pid)
-                    routed += asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                                  args.requests, level, latency, args.jitter))
+                    for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
+                                                       args.requests, level, latency, args.jitter)).items():
+                        routed[run, *key] = ms
                     sent = max(1, args.requests // level) * level
                     cpu_ms.append((_cpu_seconds(serve.pid) - cpu) * 1000 / sent)
-                d50, d99, r50, r99 = pct(direct, .5), pct(direct, .99), pct(routed, .5), pct(routed, .99)
-                print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms: direct p50 {d50:7.2f} ms p99 {d99:7.2f} | via serve p50 {r50:7.2f} ms "
-                      f"p99 {r99:7.2f} | overhead p50 {r50 - d50:+.2f} ms p99 {r99 - d99:+.2f} ms "
-                      f"(mean {statistics.mean(routed) - statistics.mean(direct):+.2f} ms); serve's own CPU "
-                      f"{statistics.mean(cpu_ms):.2f} ms per request", flush=True)
+                report(level, latency, direct, routed, statistics.mean(cpu_ms))
         finally:
             serve.terminate()
             serve.wait(timeout=10)

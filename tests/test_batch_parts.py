@@ -69,6 +69,39 @@ def test_pool_never_opens_more_connections_than_its_size(vendor_root):
     assert len(replies) == 12 and isinstance(pool, SlotPool) and pool.opened == 3
 
 
+def test_the_shared_client_keeps_no_cookies_between_requests():
+    """In serve one client carries every member's calls: a cookie the upstream set for one must
+    not be sent on the next."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"cookie": self.headers.get("cookie")}).encode()
+            self.send_response(200)
+            self.send_header("set-cookie", "session=member-one; Path=/")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def main():
+        async with make_async_client(config("openai", url), 2) as client:
+            return [(await client.get(url)).json()["cookie"] for _ in range(3)]
+
+    try:
+        assert asyncio.run(main()) == [None, None, None]
+    finally:
+        server.shutdown()
+
+
 def failure_kind(base_url: str, text: str, read_timeout: float) -> str:
     cfg = config("openai", base_url, read_timeout=read_timeout, connect_timeout=1.0)
 

@@ -31,15 +31,14 @@ from routecli.providers.base import (
 
 def make_async_client(cfg: ProviderConfig, connections: int) -> httpx.AsyncClient:
     from routecli.providers import timeout_for
-    from routecli.providers.pool import SlotPool
+    from routecli.providers.pool import PooledClient, SlotPool
 
     if cfg.kind == "llamacpp":  # in-process: the "client" is the loaded model, not a connection pool
         from routecli.providers.llamacpp import Runtime
 
         return Runtime(cfg)  # type: ignore[return-value]
-    return httpx.AsyncClient(
-        timeout=timeout_for(cfg), headers={"user-agent": f"routecli/{__version__}"}, transport=SlotPool(connections)
-    )
+    return PooledClient(SlotPool(connections), timeout=timeout_for(cfg),
+                        headers={"user-agent": f"routecli/{__version__}"})
 
 
 def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: httpx.AsyncClient,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpcore
 import httpx
@@ -129,3 +129,28 @@ class SlotPool(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         while self._free:
             await self._free.pop().aclose()
+
+
+class PooledClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` that hands each request straight to its SlotPool: no cookie jar,
+    auth flow or redirect loop in between.
+
+    Provider APIs use none of them; in `serve` one client carries every member's requests, and a
+    cookie set by the upstream for one must not ride along on another's. Those layers were also
+    ~15% of serve's CPU per request (benchmarks/serve_overhead.py)."""
+
+    def __init__(self, pool: SlotPool, **kwargs: Any) -> None:
+        super().__init__(transport=pool, **kwargs)
+        self.pool = pool
+
+    async def send(self, request: httpx.Request, *, stream: bool = False, **_: Any) -> httpx.Response:
+        if self.is_closed:
+            raise RuntimeError("cannot send a request: the client has been closed")
+        response = await self.pool.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response

@@ -49,6 +49,22 @@ class Relay:
             await provider.client.aclose()
         self._committer.close()
 
+    def warm(self) -> None:
+        """Do now what the first request would: load the classifier's weights and the price data,
+        open each keyed HTTP provider's client. The first caller is not kept waiting, and the
+        server's gc.freeze() then covers all of it."""
+        from routecli.domain import Message, Usage
+        from routecli.errors import RoutecliError
+
+        try:
+            decision = self.decide(Request((Message("user", "warm up"),)))
+            self.price_of(Usage(1, 1), decision.model)
+        except RoutecliError:  # nothing routable yet: each request will say why
+            pass
+        for name in dict.fromkeys(ref.provider for _, ref in self.config.all_models()):
+            if self.config.provider(name).kind != "llamacpp" and self.keys.has(name):
+                self._provider(name)
+
     def decide(self, request: Request) -> Decision:
         decision = self.engine.decide(request)
         refuse_tools(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from typing import TYPE_CHECKING, Callable
@@ -27,6 +28,11 @@ async def _main(config: Config, keys: KeyRing, db: str, host: str, port: int,
     store = open_store(db)
     relay = Relay(config, keys, store)
     relay.start()
+    relay.warm()
+    # Everything loaded so far lives as long as the server: out of the collector's sight, a full
+    # collection no longer walks it (one took ~48 ms, stalling every request in flight).
+    gc.collect()
+    gc.freeze()
     server = await start_server(Api(config, relay), host, port, config.guards.serve.max_body_bytes)
     bound = server.sockets[0].getsockname()
     url = f"http://{bound[0]}:{bound[1]}"
