@@ -14,6 +14,11 @@ with +-20% jitter on the delay, this pairing removes the spread the jitter adds 
 Each client's first request (connection set-up, and at 64 clients one burst of all of them) is a
 warm-up on both paths and left out. Directly and through serve alternate in rounds so both see
 the same machine load. Target (issue 8): p50 overhead under 2 ms.
+
+Two layouts. "own-core": serve alone on one CPU, the load generator and the fake upstream on
+the rest, as in a deployment where the endpoint does not share its core with the programs
+calling it. "shared": all three processes on every CPU; on a 2-CPU machine the client and the
+upstream then preempt serve mid-request, and that contention is in the figure too.
 """
 
 from __future__ import annotations
@@ -105,35 +110,54 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.2,
                         help="upstream latency varies by +-this share (0: every client in lock step, which makes "
                              "64 requests arrive in the same instant, wave after wave)")
+    parser.add_argument("--layouts", default="own-core,shared",
+                        help="own-core: serve on one CPU, this script (client and fake upstream) on the others; "
+                             "shared: all of them on every CPU")
     args = parser.parse_args()
     import fakevendor
 
+    cpus = sorted(os.sched_getaffinity(0))
     root, vendor = fakevendor.start_server(key=KEY)
-    with tempfile.TemporaryDirectory() as tmp:
-        serve, url = start_serve(root, Path(tmp))
-        try:
-            print(f"serve overhead: {os.cpu_count()} CPUs, {args.requests} requests x {args.rounds} rounds per level")
-            for pair in args.levels.split(","):
-                level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
-                direct: dict[tuple[int, int, int], float] = {}
-                routed: dict[tuple[int, int, int], float] = {}
-                cpu_ms: list[float] = []
-                for run in range(args.rounds):
-                    for key, ms in asyncio.run(measure(root + "/v1/chat/completions",
-                                                       {"authorization": f"Bearer {KEY}"}, {"model": "gpt-5.4-nano"},
-                                                       args.requests, level, latency, args.jitter)).items():
-                        direct[run, *key] = ms
-                    cpu = _cpu_seconds(serve.pid)
-                    for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                                       args.requests, level, latency, args.jitter)).items():
-                        routed[run, *key] = ms
-                    sent = max(1, args.requests // level) * level
-                    cpu_ms.append((_cpu_seconds(serve.pid) - cpu) * 1000 / sent)
-                report(level, latency, direct, routed, statistics.mean(cpu_ms))
-        finally:
-            serve.terminate()
-            serve.wait(timeout=10)
-            fakevendor.stop_server(vendor)
+    print(f"serve overhead: {len(cpus)} CPUs, {args.requests} requests x {args.rounds} rounds per level")
+    try:
+        for layout in args.layouts.split(","):
+            if layout == "own-core" and len(cpus) < 2:
+                print("  own-core layout skipped: it needs 2 CPUs")
+                continue
+            mine, its = (set(cpus[1:]), {cpus[0]}) if layout == "own-core" else (set(cpus), set(cpus))
+            os.sched_setaffinity(0, mine)  # the fake vendor's threads are this process's: they follow
+            print(f"layout {layout}: serve on CPU {sorted(its)}, client and upstream on CPU {sorted(mine)}")
+            with tempfile.TemporaryDirectory() as tmp:
+                serve, url = start_serve(root, Path(tmp))
+                os.sched_setaffinity(serve.pid, its)
+                try:
+                    for pair in args.levels.split(","):
+                        level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
+                        run_level(args, root, url, serve.pid, level, latency)
+                finally:
+                    serve.terminate()
+                    serve.wait(timeout=10)
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+        fakevendor.stop_server(vendor)
+
+
+def run_level(args: argparse.Namespace, root: str, url: str, pid: int, level: int, latency: float) -> None:
+    direct: dict[tuple[int, int, int], float] = {}
+    routed: dict[tuple[int, int, int], float] = {}
+    cpu_ms: list[float] = []
+    for run in range(args.rounds):
+        for key, ms in asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+                                           {"model": "gpt-5.4-nano"}, args.requests, level, latency,
+                                           args.jitter)).items():
+            direct[run, *key] = ms
+        cpu = _cpu_seconds(pid)
+        for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
+                                           args.requests, level, latency, args.jitter)).items():
+            routed[run, *key] = ms
+        sent = max(1, args.requests // level) * level
+        cpu_ms.append((_cpu_seconds(pid) - cpu) * 1000 / sent)
+    report(level, latency, direct, routed, statistics.mean(cpu_ms))
 
 
 if __name__ == "__main__":
