@@ -33,11 +33,23 @@ def serve(vendor, isolated_home):
         assert "listening on" in line, line + process.stderr.read()
         return line.split("listening on ", 1)[1].split()[0]
 
+    start.processes = started
     yield start
     for process in started:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
         assert process.returncode == 0
+
+
+def rows_soon(count):
+    """The ledger once it holds `count` rows: without a budget serve answers first and commits
+    the row right after, so a test that reads the file at once may be a moment early."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(rows := ledger_rows()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return rows
 
 
 def client(url, key="unused"):
@@ -54,9 +66,67 @@ def test_chat_through_the_sdk_routes_answers_and_lands_in_the_ledger(serve, vend
     assert raw.headers["x-routecli-tier"] in ("cheap", "standard", "premium")
     assert raw.headers["x-routecli-model"] == reply.model
     assert float(raw.headers["x-routecli-cost"]) > 0
-    [row] = ledger_rows()
+    [row] = rows_soon(1)
     assert (row.source, row.status, row.id) == ("serve", "ok", raw.headers["x-routecli-request-id"])
     assert f"{row.provider}:{row.model}" == reply.model
+
+
+def test_rows_still_queued_at_shutdown_are_written(serve):
+    url = serve()
+    sdk = client(url)
+    for text in ("one", "two", "three", "four", "five"):
+        sdk.chat.completions.create(model="openai:gpt-5.4-nano", messages=[{"role": "user", "content": text}])
+    process = serve.processes[0]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert sorted(row.prompt for row in ledger_rows()) == ["five", "four", "one", "three", "two"]
+
+
+def test_under_a_budget_the_answer_waits_for_its_row(serve):
+    """A budget's hold is released only once the call's cost is in the ledger: the row is there
+    by the time the answer is."""
+    url = serve("[budgets]\ndaily = 100.0\n")
+    sdk = client(url)
+    for count in range(1, 4):
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="openai:gpt-5.4-nano", messages=[{"role": "user", "content": f"call {count}"}])
+        rows = ledger_rows()  # read at once: no waiting
+        assert len(rows) == count and rows[-1].id == raw.headers["x-routecli-request-id"]
+
+
+@pytest.mark.parametrize("budget", [False, True])
+def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isolated_home, budget):
+    """In process, with no await between the answer and the look: under a budget the row is
+    already in; without one it is still queued, and close() writes it."""
+    import asyncio
+
+    from routecli.config import db_location, load_config
+    from routecli.domain import Message, Request
+    from routecli.keys import KeyRing
+    from routecli.serve.relay import Relay
+    from routecli.store import open_store
+
+    if budget:
+        path = isolated_home / "config.toml"
+        path.write_text(path.read_text() + "\n[budgets]\ndaily = 100.0\n")
+    config = load_config()
+    store = open_store(db_location())
+
+    async def main():
+        relay = Relay(config, KeyRing(config), store)
+        relay.start()
+        request = Request((Message("user", "hello"),), model="openai:gpt-5.4-nano")
+        outcome = await relay.answer(request, relay.decide(request), caller=None)
+        at_answer = len(ledger_rows())
+        await relay.close()
+        return outcome, at_answer
+
+    try:
+        outcome, at_answer = asyncio.run(main())
+    finally:
+        store.close()
+    assert outcome.status == "ok" and at_answer == (1 if budget else 0)
+    assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
 
 def test_streaming_through_the_sdk(serve):
@@ -67,7 +137,7 @@ def test_streaming_through_the_sdk(serve):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: stream this please"
     assert chunks[-1].usage.completion_tokens == 4
-    [row] = ledger_rows()
+    [row] = rows_soon(1)
     assert (row.model, row.status, row.ttft_ms is not None) == ("gpt-5.4-mini", "ok", True)
 
 
@@ -78,7 +148,7 @@ def test_tier_and_model_force_the_route(serve):
         == "anthropic:claude-opus-5"
     assert sdk.chat.completions.create(model="gemini:gemini-3.5-flash",
                                        messages=[{"role": "user", "content": "b"}]).model == "gemini:gemini-3.5-flash"
-    assert [r.tier for r in ledger_rows()][0] == "premium"
+    assert [r.tier for r in rows_soon(2)][0] == "premium"
 
 
 def test_errors_reach_the_sdk_as_its_own_exceptions_without_keys(serve, vendor):
@@ -93,7 +163,7 @@ def test_errors_reach_the_sdk_as_its_own_exceptions_without_keys(serve, vendor):
         sdk.chat.completions.create(model="auto", messages=[{"role": "assistant", "content": "no user"}])
     with pytest.raises(openai.NotFoundError):
         sdk.completions.create(model="auto", prompt="legacy endpoint")
-    assert [(r.status, r.error_kind) for r in ledger_rows()] == [("error", "server")]
+    assert [(r.status, r.error_kind) for r in rows_soon(1)] == [("error", "server")]
 
 
 def test_member_keys_gate_the_endpoint_and_name_the_caller(serve, vendor, isolated_home):
@@ -111,7 +181,7 @@ def test_member_keys_gate_the_endpoint_and_name_the_caller(serve, vendor, isolat
         client(url, "rk-wrong").chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}])
     assert fakevendor.requests_log(vendor) == []  # a bad key is never forwarded
     client(url, key).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}])
-    [row] = ledger_rows()
+    [row] = rows_soon(1)
     assert row.caller == "alice"
 
 
@@ -145,7 +215,7 @@ def test_router_names_as_models(serve):
     reply = sdk.chat.completions.create(model="router-rules-0.0", messages=[{"role": "user", "content": "hi"}])
     assert reply.model == "anthropic:claude-opus-5"
     assert "router-learned-0.5" in [m.id for m in sdk.models.list()]
-    [row] = ledger_rows()
+    [row] = rows_soon(1)
     assert "router rules@0.0" in row.reasons
 
 
