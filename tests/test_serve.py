@@ -129,6 +129,35 @@ def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isol
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
 
+def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home):
+    import asyncio
+
+    import fakevendor
+    from routecli.config import db_location, load_config
+    from routecli.domain import Message, Request
+    from routecli.errors import StoreError
+    from routecli.keys import KeyRing
+    from routecli.serve.relay import Relay
+    from routecli.store import open_store
+
+    config = load_config()
+    store = open_store(db_location())
+
+    async def main():
+        relay = Relay(config, KeyRing(config), store)
+        relay.writer.error = StoreError("disk full; free space and restart routecli serve")
+        request = Request((Message("user", "hello"),), model="openai:gpt-5.4-nano")
+        with pytest.raises(StoreError):
+            await relay.answer(request, relay.decide(request), caller=None)
+
+    fakevendor.reset(vendor)
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+    assert fakevendor.requests_log(vendor) == []
+
+
 def test_streaming_through_the_sdk(serve):
     url = serve()
     chunks = list(client(url).chat.completions.create(

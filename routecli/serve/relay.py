@@ -82,6 +82,9 @@ class Relay:
         after the first words nor an escalation can replace it."""
         from routecli.routing.choose import fallback_chain
 
+        if self.writer.error is not None:  # the ledger stopped taking rows: call nothing it cannot record
+            raise self.writer.error
+
         def chain() -> list:
             return fallback_chain(decision, request, self.config, self.keys.has, self.engine._window_of)
 
