@@ -72,6 +72,16 @@ def vendor(vendor_root, isolated_home, monkeypatch):
     return vendor_root
 
 
+@pytest.fixture
+def store(isolated_home):
+    """The test's ledger, open (a test file may define its own, filled one)."""
+    from routecli.config import db_location
+    from routecli.store import open_store
+
+    with open_store(db_location()) as opened:
+        yield opened
+
+
 def ledger_rows():
     """Every attempt in the test's ledger, oldest first."""
     from sqlmodel import Session, select

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from routecli.analytics import alerts as rules
 from routecli.analytics.alerts import acknowledge, check_alerts, list_alerts
 from routecli.cli import app
-from routecli.config import AlertConfig, config_path, db_location, load_config
+from routecli.config import AlertConfig, config_path, load_config
 from routecli.errors import ConfigError
-from routecli.store import Attempt, open_store
+from routecli.store import Attempt
 from routecli.store.alerts import record_alert
 from routecli.store.engine import write_transaction
 
@@ -31,12 +31,6 @@ def make(**fields) -> Attempt:
                   status="ok", latency_ms=100.0, cost_micros=1000, baseline_cost_micros=10_000, confidence=0.9)
     values.update(fields)
     return Attempt(**values)
-
-
-@pytest.fixture
-def store():
-    with open_store(db_location()) as opened:
-        yield opened
 
 
 def config(**alerts):

@@ -27,7 +27,7 @@ from routecli.analytics.dashboard import MINUTES, budget_limits, snapshot
 from routecli.cli import app
 from routecli.cli.dashboard_cmds import render, run_live, sparkline
 from routecli.config import db_location
-from routecli.store import Attempt, open_store, utcnow
+from routecli.store import Attempt, utcnow
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +39,6 @@ def row(**fields) -> Attempt:
                   latency_ms=500.0, cost_micros=1000, baseline_cost_micros=4000)
     values.update(fields)
     return Attempt(**values)
-
-
-@pytest.fixture
-def store():
-    with open_store(db_location()) as opened:
-        yield opened
 
 
 def _alert(store, message, acknowledged=False):

@@ -19,8 +19,8 @@ from routecli.analytics.report_html import report_data
 from routecli.analytics.report_page import render_html
 from routecli.analytics.svgcharts import PALETTE, nice_ticks
 from routecli.cli import app
-from routecli.config import db_location, load_config
-from routecli.store import Attempt, open_store, utcnow
+from routecli.config import load_config
+from routecli.store import Attempt, utcnow
 
 # Read at import: the autouse isolated_home fixture clears every ROUTECLI_* variable for each test.
 REQUIRE_BROWSER = os.environ.get("ROUTECLI_REQUIRE_BROWSER") == "1"  # .ci/run sets it after installing chromium
@@ -49,12 +49,6 @@ def seed(store, days=6, per_day=30):
     store.record(*rows)
     add_feedback(store, rows[0].id, 0.9)
     return rows
-
-
-@pytest.fixture
-def store():
-    with open_store(db_location()) as opened:
-        yield opened
 
 
 def test_report_figures_add_up(store):

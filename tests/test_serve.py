@@ -82,18 +82,6 @@ def test_rows_still_queued_at_shutdown_are_written(serve):
     assert sorted(row.prompt for row in ledger_rows()) == ["five", "four", "one", "three", "two"]
 
 
-def test_under_a_budget_the_answer_waits_for_its_row(serve):
-    """A budget's hold is released only once the call's cost is in the ledger: the row is there
-    by the time the answer is."""
-    url = serve("[budgets]\ndaily = 100.0\n")
-    sdk = client(url)
-    for count in range(1, 4):
-        raw = sdk.chat.completions.with_raw_response.create(
-            model="openai:gpt-5.4-nano", messages=[{"role": "user", "content": f"call {count}"}])
-        rows = ledger_rows()  # read at once: no waiting
-        assert len(rows) == count and rows[-1].id == raw.headers["x-routecli-request-id"]
-
-
 @pytest.mark.parametrize("budget", [False, True])
 def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isolated_home, budget):
     """In process, with no await between the answer and the look: under a budget the row is
@@ -129,10 +117,14 @@ def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isol
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
 
-def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home):
+def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home, capsys):
+    """The answer that went out before its commit failed cannot carry the error: serve says it on
+    stderr, and refuses every later request before paying for a call it could not record."""
     import asyncio
 
     import fakevendor
+    from sqlalchemy import text
+
     from routecli.config import db_location, load_config
     from routecli.domain import Message, Request
     from routecli.errors import StoreError
@@ -142,20 +134,29 @@ def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home):
 
     config = load_config()
     store = open_store(db_location())
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON attempts BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    request = Request((Message("user", "hello"),), model="openai:gpt-5.4-nano")
 
     async def main():
         relay = Relay(config, KeyRing(config), store)
-        relay.writer.error = StoreError("disk full; free space and restart routecli serve")
-        request = Request((Message("user", "hello"),), model="openai:gpt-5.4-nano")
-        with pytest.raises(StoreError):
+        relay.start()
+        first = await relay.answer(request, relay.decide(request), caller=None)
+        await asyncio.sleep(0.05)  # the commit after the answer runs, and fails
+        fakevendor.reset(vendor)
+        with pytest.raises(StoreError) as refused:
             await relay.answer(request, relay.decide(request), caller=None)
+        with pytest.raises(StoreError):
+            await relay.close()
+        return first, refused.value
 
-    fakevendor.reset(vendor)
     try:
-        asyncio.run(main())
+        first, refused = asyncio.run(main())
     finally:
         store.close()
-    assert fakevendor.requests_log(vendor) == []
+    assert first.status == "ok" and fakevendor.requests_log(vendor) == []
+    assert "disk full" in str(refused) and "restart" in str(refused) and "resume" not in str(refused)
+    assert "routecli serve: Cannot write in the ledger" in capsys.readouterr().err
 
 
 def test_streaming_through_the_sdk(serve):

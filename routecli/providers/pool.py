@@ -135,9 +135,9 @@ class PooledClient(httpx.AsyncClient):
     """An `httpx.AsyncClient` that hands each request straight to its SlotPool: no cookie jar,
     auth flow or redirect loop in between.
 
-    Provider APIs use none of them; in `serve` one client carries every member's requests, and a
-    cookie set by the upstream for one must not ride along on another's. Those layers were also
-    ~15% of serve's CPU per request (benchmarks/serve_overhead.py)."""
+    Provider APIs use none of them, and in `serve` one client carries every member's requests: a
+    cookie the upstream set for one must not ride along on another's. Skipping them also skips
+    their work on every request of a batch or of serve (keyword arguments for them are ignored)."""
 
     def __init__(self, pool: SlotPool, **kwargs: Any) -> None:
         super().__init__(transport=pool, **kwargs)

@@ -6,6 +6,7 @@ by one transaction per request.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -34,8 +35,9 @@ class Relay:
         self.gate = Gate(config, store)
         self.policy = Policy(config, keys, self.gate, self.engine._window_of)
         self.price_of = PriceMemo(config)
-        committer = Committer(store)
-        self.writer = GroupWriter(lambda attempts, _lines: committer(attempts, []))
+        committer = Committer(store, on_fail="; routecli serve takes no more requests: fix the database "
+                                             "(disk space, permissions, --db) and restart it")
+        self.writer = GroupWriter(lambda attempts, _lines: _say_if_failed(committer, attempts))
         self._committer = committer
         # Under a budget a call's hold is released only once its row (and cost) is in the ledger,
         # so the answer waits for the commit. Otherwise the answer goes out first and its row is
@@ -189,3 +191,13 @@ class Relay:
                 cfg, api_key=self.keys.require(name), client=make_async_client(cfg, CONNECTIONS),
                 default_max_tokens=self.config.default_max_tokens)
         return self._providers[name]
+
+
+def _say_if_failed(committer: Committer, attempts: list[dict[str, Any]]) -> None:
+    """Commit; a failure is also told on serve's stderr, since with the answer already sent the
+    caller who would have seen it may be gone (the writer keeps it for every later request)."""
+    try:
+        committer(attempts, [])
+    except Exception as exc:
+        sys.stderr.write(f"routecli serve: {exc}\n")
+        raise

@@ -167,10 +167,15 @@ class Committer:
 
     Built for thousands of small transactions: one connection kept open, and statements sent
     to the driver as they are (values converted once by the columns' own types), not compiled
-    per call. Under load this halved the ledger's share of each request's CPU."""
+    per call. Under load this halved the ledger's share of each request's CPU.
 
-    def __init__(self, store: Store) -> None:
+    `on_fail` ends the error message: what became of the rows, and what to do."""
+
+    BATCH_FAIL = "; the lines in flight were not recorded and are sent again on resume"
+
+    def __init__(self, store: Store, on_fail: str = BATCH_FAIL) -> None:
         self.store = store
+        self.on_fail = on_fail
         self._conn: Connection | None = None
         self._sql: tuple[str, str] | None = None
         self._convert: list[Any] = []
@@ -205,8 +210,7 @@ class Committer:
                     self._conn.exec_driver_sql(upsert_sql, params)
         except SQLAlchemyError as exc:
             self.close()
-            raise _fail(self.store, "write", exc,
-                        "; the lines in flight were not recorded and are sent again on resume") from None
+            raise _fail(self.store, "write", exc, self.on_fail) from None
 
     def _values(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(value if convert is None else convert(value)
