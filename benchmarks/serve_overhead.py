@@ -78,6 +78,12 @@ async def measure(url: str, headers: dict, body: dict, requests: int, concurrenc
     return times
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Move every thread of a process (a thread started later inherits its creator's CPUs)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -125,11 +131,13 @@ def main() -> None:
                 print("  own-core layout skipped: it needs 2 CPUs")
                 continue
             mine, its = (set(cpus[1:]), {cpus[0]}) if layout == "own-core" else (set(cpus), set(cpus))
-            os.sched_setaffinity(0, mine)  # the fake vendor's threads are this process's: they follow
+            # the fake vendor is a process of its own: pinning this script would not move it
+            pin(os.getpid(), mine)
+            pin(vendor.pid, mine)
             print(f"layout {layout}: serve on CPU {sorted(its)}, client and upstream on CPU {sorted(mine)}")
             with tempfile.TemporaryDirectory() as tmp:
                 serve, url = start_serve(root, Path(tmp))
-                os.sched_setaffinity(serve.pid, its)
+                pin(serve.pid, its)  # every thread it has started, not only its main one
                 try:
                     for pair in args.levels.split(","):
                         level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
@@ -138,7 +146,7 @@ def main() -> None:
                     serve.terminate()
                     serve.wait(timeout=10)
     finally:
-        os.sched_setaffinity(0, set(cpus))
+        pin(os.getpid(), set(cpus))
         fakevendor.stop_server(vendor)
 
 
