@@ -207,6 +207,33 @@ def test_writer_groups_what_arrives_during_a_commit_and_reports_failures():
     assert stats.attempts == 50 and stats.largest > 1
 
 
+def test_lingering_writer_groups_rows_nobody_waits_for_and_commits_a_waited_row_at_once():
+    groups: list[list[str]] = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        writer = GroupWriter(lambda attempts, _lines: groups.append([a["id"] for a in attempts]), linger=0.2)
+        writer.start()
+        started = loop.time()
+        for i in range(3):  # trickling in, as one client's requests do
+            await writer.put(Item({"id": f"free{i}"}, {}), wait=False)
+            await asyncio.sleep(0.01)
+        assert groups == []  # still lingering: nothing committed yet
+        await writer.put(Item({"id": "waited"}, {}), wait=True)  # a waiter cuts the linger short
+        waited = loop.time() - started
+        await writer.put(Item({"id": "late"}, {}), wait=False)
+        await asyncio.sleep(0.3)  # past the linger: committed without anyone asking
+        after_linger = list(groups)
+        await writer.put(Item({"id": "at-close"}, {}), wait=False)
+        await writer.close()  # flushes without waiting the linger out
+        return waited, after_linger, loop.time() - started
+
+    waited, after_linger, total = asyncio.run(main())
+    assert waited < 0.15
+    assert after_linger == [["free0", "free1", "free2", "waited"], ["late"]]
+    assert groups[-1] == ["at-close"] and total < 0.6
+
+
 # ---------------------------------------------------------------- schema
 
 

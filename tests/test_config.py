@@ -124,6 +124,7 @@ def test_set_validates_and_keeps_comments(isolated_home):
         ("routing.tier_order", "cheap,imaginary", "defined tiers:"),
         ("routing.colour", "blue", "settable keys: routing.tier_order"),
         ("http.read_timeout", "soon", "decimal number"),
+        ("serve.commit_interval_ms", "-5", "0-10000 milliseconds"),
     ],
 )
 def test_set_refuses_wrong_values_listing_allowed_ones(isolated_home, key, value, fragment):

@@ -142,7 +142,8 @@ def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home, c
         relay = Relay(config, KeyRing(config), store)
         relay.start()
         first = await relay.answer(request, relay.decide(request), caller=None)
-        await asyncio.sleep(0.05)  # the commit after the answer runs, and fails
+        with pytest.raises(StoreError):
+            await relay.writer.flush()  # the commit after the answer runs, and fails
         fakevendor.reset(vendor)
         with pytest.raises(StoreError) as refused:
             await relay.answer(request, relay.decide(request), caller=None)

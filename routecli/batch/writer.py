@@ -6,6 +6,13 @@ run on the event loop itself: on a thread they were slower (measured with
 benchmarks/batch_throughput.py: the thread and the loop fight over the GIL, and each
 line waited ~3x longer for its commit), and a WAL commit without fsync takes well under
 a millisecond.
+
+With a linger (routecli serve, when no budget needs its answer to wait), a row nobody waits
+for may sit up to that long so the rows around it share one transaction: each commit holds
+the loop ~0.6 ms, and under load a commit of one or two rows at a time took that from the
+requests in flight (benchmarks/serve_overhead.py). A row someone waits for, flush() and
+close() commit at once. LiteLLM's proxy batches its spend writes the same way
+(proxy_batch_write_at).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ MAX_GROUP = 500  # rows per transaction at most: keeps each write lock short
 @dataclass
 class Item:
     attempt: dict[str, Any] | None  # a ledger row; None for a line that was never sent
-    line: dict[str, Any]  # the run_lines update for it
+    line: dict[str, Any] | None  # the run_lines update for it; None: nothing (a flush)
     done: asyncio.Future[None] | None = None  # set once committed, for whoever waits
 
 
@@ -34,8 +41,9 @@ class WriterStats:
 
 class GroupWriter:
     def __init__(self, commit: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None],
-                 on_commit: Callable[[list[Item]], None] | None = None) -> None:
+                 on_commit: Callable[[list[Item]], None] | None = None, *, linger: float = 0.0) -> None:
         self._commit = commit
+        self._linger = linger
         self._on_commit = on_commit
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
         self.stats = WriterStats()
@@ -55,6 +63,11 @@ class GroupWriter:
         if item.done is not None:
             await item.done
 
+    async def flush(self) -> None:
+        """Commit what is lingering now, so a reader of the ledger sees every row put so far."""
+        if self._linger > 0:
+            await self.put(Item(None, None), wait=True)
+
     def put_nowait(self, item: Item) -> None:
         self._queue.put_nowait(item)
 
@@ -70,21 +83,39 @@ class GroupWriter:
         stop = False
         while not stop:
             first = await self._queue.get()
-            group = [] if first is None else [first]
-            stop = first is None
-            while not stop and len(group) < MAX_GROUP and not self._queue.empty():
+            if first is None:
+                break
+            group, stop = await self._gather(first)
+            self._write(group)
+            await asyncio.sleep(0)  # let the waiters run before the next group
+
+    async def _gather(self, first: Item) -> tuple[list[Item], bool]:
+        """The group to commit with first, and whether close() was asked for meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._linger if self._linger > 0 and first.done is None else None
+        group = [first]
+        while len(group) < MAX_GROUP:
+            if self._queue.empty():
+                if deadline is None or deadline <= loop.time():
+                    break
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        item = await self._queue.get()
+                except TimeoutError:
+                    break
+            else:
                 item = self._queue.get_nowait()
-                stop = item is None
-                if item is not None:
-                    group.append(item)
-            if group:
-                self._write(group)
-                await asyncio.sleep(0)  # let the waiters run before the next group
+            if item is None:
+                return group, True
+            group.append(item)
+            if item.done is not None:
+                deadline = None  # someone is waiting for this one: commit now
+        return group, False
 
     def _write(self, group: list[Item]) -> None:
         attempts = [item.attempt for item in group if item.attempt is not None]
-        lines = [item.line for item in group]
-        if self.error is None:
+        lines = [item.line for item in group if item.line is not None]
+        if self.error is None and (attempts or lines):
             try:
                 self._commit(attempts, lines)
             except Exception as exc:  # the ledger refused: the run stops, every waiter hears why
@@ -95,10 +126,10 @@ class GroupWriter:
                     item.done.set_exception(self.error)
                 else:
                     item.done.set_result(None)
-        if self.error is None:
+        if self.error is None and (attempts or lines):
             self.stats.transactions += 1
             self.stats.attempts += len(attempts)
-            self.stats.lines += len(group)
-            self.stats.largest = max(self.stats.largest, len(group))
+            self.stats.lines += len(lines)
+            self.stats.largest = max(self.stats.largest, len(lines) or len(attempts))
             if self._on_commit is not None:
                 self._on_commit(group)

@@ -75,7 +75,8 @@ async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> obj
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        data = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_TIMEOUT)
+        async with asyncio.timeout(IDLE_TIMEOUT):  # not wait_for: that starts a task per read
+            data = await reader.read(READ_SIZE)
         conn.receive_data(data)
 
 

@@ -37,14 +37,17 @@ class Relay:
         self.price_of = PriceMemo(config)
         committer = Committer(store, on_fail="; routecli serve takes no more requests: fix the database "
                                              "(disk space, permissions, --db) and restart it")
-        self.writer = GroupWriter(lambda attempts, _lines: _say_if_failed(committer, attempts))
+        waits = config.guards.budgets.active
+        self.writer = GroupWriter(lambda attempts, _lines: _say_if_failed(committer, attempts),
+                                  linger=0 if waits else config.guards.serve.commit_interval_ms / 1000)
         self._committer = committer
         # Under a budget a call's hold is released only once its row (and cost) is in the ledger,
         # so the answer waits for the commit. Otherwise the answer goes out first and its row is
         # committed right after, as `llm` logs once the answer is shown and LiteLLM's proxy writes
         # spend in the background: the commit was ~0.6 of the ~2 ms serve added per request
-        # (benchmarks/serve_overhead.py). Rows still queued at shutdown are flushed by close().
-        self._answer_waits_for_ledger = config.guards.budgets.active
+        # (benchmarks/serve_overhead.py). Rows then wait up to serve.commit_interval_ms to share a
+        # transaction; rows still queued at shutdown are flushed by close().
+        self._answer_waits_for_ledger = waits
         self._providers: dict[str, AsyncHttpProvider] = {}
         self._secrets = keys.secrets()
 
