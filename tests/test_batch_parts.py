@@ -226,6 +226,7 @@ def test_lingering_writer_groups_rows_nobody_waits_for_and_commits_a_waited_row_
         after_linger = list(groups)
         await writer.put(Item({"id": "at-close"}, {}), wait=False)
         await writer.close()  # flushes without waiting the linger out
+        await asyncio.wait_for(writer.flush(), 1)  # once closed there is nothing to wait for
         return waited, after_linger, loop.time() - started
 
     waited, after_linger, total = asyncio.run(main())

@@ -65,7 +65,7 @@ class GroupWriter:
 
     async def flush(self) -> None:
         """Commit what is lingering now, so a reader of the ledger sees every row put so far."""
-        if self._linger > 0:
+        if self._linger > 0 and self._task is not None and not self._task.done():  # once closed, nothing waits
             await self.put(Item(None, None), wait=True)
 
     def put_nowait(self, item: Item) -> None:

@@ -53,7 +53,8 @@ class Api:
             if request.method == "GET" and (request.path.startswith("/routecli/") or request.path == "/openapi.json"):
                 from routecli.serve.analytics_api import read_only
 
-                await self.relay.writer.flush()  # the rows of answers already sent count too
+                if request.path.startswith("/routecli/"):  # these read the ledger: answers already sent count
+                    await self.relay.writer.flush()
                 return await read_only(self.config, self.relay.store, request)
         except RoutecliError as exc:
             return error_response(exc)
