@@ -1,8 +1,8 @@
 """The async twin of `HttpProvider.complete`, for the batch runner.
 
 Same wire functions, same errors (`status_error`, `transport_error`, `guarded`), over one
-shared `httpx.AsyncClient` per provider whose pool holds as many connections as the batch
-runs requests at once.
+shared `PooledClient` per provider whose pool holds as many connections as the batch
+runs requests at once (or serve at most sends).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from routecli.providers.base import (
     status_error,
     transport_error,
 )
+from routecli.providers.pool import PooledClient, SlotPool
 
 
-def make_async_client(cfg: ProviderConfig, connections: int) -> httpx.AsyncClient:
+def make_async_client(cfg: ProviderConfig, connections: int) -> PooledClient:
     from routecli.providers import timeout_for
-    from routecli.providers.pool import PooledClient, SlotPool
 
     if cfg.kind == "llamacpp":  # in-process: the "client" is the loaded model, not a connection pool
         from routecli.providers.llamacpp import Runtime
@@ -41,7 +41,7 @@ def make_async_client(cfg: ProviderConfig, connections: int) -> httpx.AsyncClien
                         headers={"user-agent": f"routecli/{__version__}"})
 
 
-def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: httpx.AsyncClient,
+def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: PooledClient,
                        default_max_tokens: int = DEFAULT_MAX_TOKENS) -> AsyncHttpProvider:
     from routecli.providers import wire_for
 
@@ -55,7 +55,7 @@ def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: http
 class AsyncHttpProvider(HttpProvider):
     """HttpProvider's configuration and wire format, sent over an httpx.AsyncClient."""
 
-    client: httpx.AsyncClient  # type: ignore[assignment]
+    client: PooledClient  # type: ignore[assignment]
 
     async def complete(self, request: Request, model: str, *, stream: bool = False,  # type: ignore[override]
                        on_text: Callable[[str], None] | None = None) -> Reply:
@@ -74,13 +74,14 @@ class AsyncHttpProvider(HttpProvider):
         )
 
     async def _once(self, call: HttpCall, ctx: CallContext) -> ParsedReply:  # type: ignore[override]
+        body = json.dumps(call.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         try:
-            response = await self.client.request(call.method, call.url, headers=dict(call.headers), json=call.json)
+            answer = await self.client.exchange(call.method, call.url, call.headers, body)
         except httpx.TransportError as exc:
             raise transport_error(exc, ctx) from None
-        if not response.is_success:
-            raise status_error(response.status_code, response.headers, response.text, ctx, self.wire)
-        return guarded(ctx, lambda: self.wire.parse_response(json.loads(response.content)))
+        if not 200 <= answer.status < 300:
+            raise status_error(answer.status, answer.headers, answer.text, ctx, self.wire)
+        return guarded(ctx, lambda: self.wire.parse_response(json.loads(answer.content)))
 
     async def _stream(self, call: HttpCall, ctx: CallContext, first: list[float],  # type: ignore[override]
                       on_text: Callable[[str], None] | None = None) -> ParsedReply:

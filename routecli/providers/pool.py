@@ -3,63 +3,66 @@
 httpcore's own pool (httpcore 1.0) rescans every connection, and probes each idle socket,
 for every queued request, several times per request: at 64 connections that cost ~5 ms of
 CPU per request and capped a batch at ~130 requests/s against a local server. Here picking
-a connection is a list pop; each connection is an `httpcore.AsyncHTTPConnection` (httpx's
-own HTTP/1.1 machinery) on the plain-asyncio backend of netio.py, and httpcore's errors
-become httpx's, so callers see exactly what an `httpx.AsyncClient` raises.
+a connection is a list pop; each connection is an `h1.Connection` (h11 on asyncio streams),
+whose failures are httpx's exceptions, so callers see exactly what an `httpx.AsyncClient` raises.
+
+`exchange()` is the path of every non-streaming provider call: bytes in, status, headers and
+body out, with no httpx request or response object built. Streams go through httpx (the
+transport interface) so httpx-sse reads them as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import ssl
-from typing import Any, AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
-from routecli.providers.netio import AsyncioBackend
+from routecli.providers.h1 import Connection, Headers
 
-# httpcore error -> httpx error, most specific first (what httpx's own transport does).
-_ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError), (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol), (httpcore.ProtocolError, httpx.ProtocolError),
-)
+Origin = tuple[str, str, int]  # scheme, host, port
 
 
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for theirs, ours in _ERRORS:
-            if isinstance(exc, theirs):
-                raise ours(str(exc)) from exc
-        raise
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole response: what a non-streaming provider call needs of it."""
+
+    status: int
+    headers: dict[str, str]  # lower-case names
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+@functools.lru_cache(maxsize=256)
+def _split(url: str) -> tuple[Origin, bytes, bytes]:
+    """(origin, request target, Host header) of an absolute URL; a provider sends to a handful."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (parts.scheme, parts.hostname, port), target.encode(), parts.netloc.encode()
 
 
 class _Body(httpx.AsyncByteStream):
-    """A response body that gives its connection back to the pool once it is closed."""
+    """A streamed response body that gives its connection back to the pool once it is closed."""
 
-    def __init__(self, inner: httpcore.AsyncByteStream, pool: SlotPool, connection: httpcore.AsyncHTTPConnection):
-        self._inner, self._pool, self._connection = inner, pool, connection
+    def __init__(self, connection: Connection, pool: SlotPool, read_timeout: float | None) -> None:
+        self._connection, self._pool, self._read_timeout = connection, pool, read_timeout
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for chunk in self._inner:  # type: ignore[attr-defined]
-                yield chunk
+        async for chunk in self._connection.body(self._read_timeout):
+            yield chunk
 
     async def aclose(self) -> None:
-        try:
-            with _as_httpx_errors():
-                await self._inner.aclose()  # type: ignore[attr-defined]
-        finally:
-            await self._pool.give_back(self._connection)
+        self._pool.give_back(self._connection)  # half-read, it is closed rather than reused
 
 
 class SlotPool(httpx.AsyncBaseTransport):
@@ -68,67 +71,82 @@ class SlotPool(httpx.AsyncBaseTransport):
     def __init__(self, size: int, *, keepalive_expiry: float = 5.0, ssl_context: ssl.SSLContext | None = None) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one connection")
-        self._free: list[httpcore.AsyncHTTPConnection] = []
+        self._free: list[Connection] = []
         self._slots = asyncio.Semaphore(size)
-        self._backend = AsyncioBackend()
         self._keepalive = keepalive_expiry
         # One for all connections: building one loads the CA bundle (~18 ms).
         self._ssl = ssl_context or httpx.create_ssl_context()
         self.opened = 0  # connections opened so far
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._take_slot(request)
-        url = request.url
-        core = httpcore.Request(
-            method=request.method, headers=request.headers.raw, content=request.stream,  # type: ignore[arg-type]
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-            extensions=request.extensions,
-        )
-        connection = self._reuse(core.url.origin) or self._open(core.url.origin)
+    async def exchange(self, method: str, url: str, headers: Headers, body: bytes,
+                       timeout: httpx.Timeout) -> Answer:
+        """One request and its whole answer; headers are sent as given, after Host."""
+        origin, target, host = _split(url)
+        await self._take_slot(timeout.pool)
+        connection = None
         try:
-            with _as_httpx_errors():
-                response = await connection.handle_async_request(core)
-        except BaseException:
-            await self.give_back(connection)
-            raise
-        return httpx.Response(response.status, headers=response.headers, extensions=response.extensions,
-                              stream=_Body(response.stream, self, connection))
+            connection = self._reuse(origin) or await self._open(origin, timeout.connect)
+            sent = [(b"host", host), *headers, (b"content-length", str(len(body)).encode())]
+            status, head = await connection.send(method.encode(), target, sent, body,
+                                                 write_timeout=timeout.write, read_timeout=timeout.read)
+            content = await connection.read_body(timeout.read)
+        finally:
+            self.give_back(connection)
+        return Answer(status, {name.decode("latin-1"): value.decode("latin-1") for name, value in head}, content)
 
-    async def _take_slot(self, request: httpx.Request) -> None:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout") or {}
+        url = request.url
+        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        await self._take_slot(timeout.get("pool"))
+        connection = None
+        try:
+            connection = self._reuse(origin) or await self._open(origin, timeout.get("connect"))
+            status, head = await connection.send(request.method.encode(), url.raw_path, request.headers.raw,
+                                                 await request.aread(), write_timeout=timeout.get("write"),
+                                                 read_timeout=timeout.get("read"))
+        except BaseException:
+            self.give_back(connection)
+            raise
+        return httpx.Response(status, headers=head, stream=_Body(connection, self, timeout.get("read")))
+
+    async def _take_slot(self, timeout: float | None) -> None:
         if not self._slots.locked():  # the usual case: no timer needed
             await self._slots.acquire()
             return
-        timeout = (request.extensions.get("timeout") or {}).get("pool")
         try:
             await asyncio.wait_for(self._slots.acquire(), timeout)
         except asyncio.TimeoutError:
-            raise httpx.PoolTimeout("no free connection within the pool timeout", request=request) from None
+            raise httpx.PoolTimeout("no free connection within the pool timeout") from None
 
-    def _reuse(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection | None:
+    def _reuse(self, origin: Origin) -> Connection | None:
         while self._free:
             connection = self._free.pop()  # last in, first out: the warmest connection
-            if connection.can_handle_request(origin) and connection.is_idle() and not connection.has_expired():
+            if connection.origin == origin and connection.reusable():
                 return connection
-            asyncio.ensure_future(connection.aclose())  # expired or hung up: drop it
+            connection.close()  # expired, hung up, or for another origin
         return None
 
-    def _open(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+    async def _open(self, origin: Origin, timeout: float | None) -> Connection:
+        scheme, host, port = origin
+        connection = await Connection.open(scheme, host, port, ssl_context=self._ssl, timeout=timeout,
+                                           keepalive=self._keepalive)
         self.opened += 1
-        return httpcore.AsyncHTTPConnection(origin, ssl_context=self._ssl, keepalive_expiry=self._keepalive,
-                                            network_backend=self._backend)
+        return connection
 
-    async def give_back(self, connection: httpcore.AsyncHTTPConnection) -> None:
+    def give_back(self, connection: Connection | None) -> None:
+        """Free the slot; keep the connection if it is ready for another request, else close it."""
         try:
-            if connection.is_idle():
+            if connection is not None and connection.reusable():
                 self._free.append(connection)
-            else:
-                await connection.aclose()
+            elif connection is not None:
+                connection.close()
         finally:
             self._slots.release()
 
     async def aclose(self) -> None:
         while self._free:
-            await self._free.pop().aclose()
+            self._free.pop().close()
 
 
 class PooledClient(httpx.AsyncClient):
@@ -142,6 +160,14 @@ class PooledClient(httpx.AsyncClient):
     def __init__(self, pool: SlotPool, **kwargs: Any) -> None:
         super().__init__(transport=pool, **kwargs)
         self.pool = pool
+        self._sent_always = [(b"user-agent", self.headers["user-agent"].encode())]
+
+    async def exchange(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """A non-streaming call with this client's user agent and timeouts, its answer read whole."""
+        if self.is_closed:
+            raise RuntimeError("cannot send a request: the client has been closed")
+        sent = self._sent_always + [(name.encode(), value.encode()) for name, value in headers.items()]
+        return await self.pool.exchange(method, url, sent, body, self.timeout)
 
     async def send(self, request: httpx.Request, *, stream: bool = False, **_: Any) -> httpx.Response:
         if self.is_closed:
