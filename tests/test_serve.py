@@ -71,6 +71,19 @@ def test_chat_through_the_sdk_routes_answers_and_lands_in_the_ledger(serve, vend
     assert f"{row.provider}:{row.model}" == reply.model
 
 
+def test_a_repeated_temperature_0_request_is_answered_from_the_cache(serve, vendor):
+    """The cache is filled once the first answer is on its way; the repeat is a hit, at no cost."""
+    url = serve()
+    sdk = client(url)
+    ask = {"model": "openai:gpt-5.4-nano", "temperature": 0, "messages": [{"role": "user", "content": "cache me"}]}
+    first = sdk.chat.completions.with_raw_response.create(**ask)
+    second = sdk.chat.completions.with_raw_response.create(**ask)
+    assert first.headers["x-routecli-cache"] == "miss" and second.headers["x-routecli-cache"] == "exact"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content == "echo: cache me"
+    assert float(second.headers["x-routecli-cost"]) == 0 < float(first.headers["x-routecli-cost"])
+    assert len(rows_soon(2)) == 2
+
+
 def test_rows_still_queued_at_shutdown_are_written(serve):
     url = serve()
     sdk = client(url)

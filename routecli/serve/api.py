@@ -54,7 +54,7 @@ class Api:
                 from routecli.serve.analytics_api import read_only
 
                 if request.path.startswith("/routecli/"):  # these read the ledger: answers already sent count
-                    await self.relay.writer.flush()
+                    await self.relay.flush()
                 return await read_only(self.config, self.relay.store, request)
         except RoutecliError as exc:
             return error_response(exc)

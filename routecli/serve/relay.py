@@ -6,6 +6,7 @@ by one transaction per request.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -54,7 +55,13 @@ class Relay:
     def start(self) -> None:
         self.writer.start()
 
+    async def flush(self) -> None:
+        """Commit every row of an answer already given."""
+        await asyncio.sleep(0)  # the rows queued by call_soon (_after_success) go in first
+        await self.writer.flush()
+
     async def close(self) -> None:
+        await asyncio.sleep(0)  # as in flush()
         await self.writer.close()
         for provider in self._providers.values():
             await provider.client.aclose()
@@ -159,9 +166,11 @@ class Relay:
             return nxt
         outcome = priced(row, decision, reply, self.config, self.price_of)
         self.policy.assess(journey, row, outcome)
-        await self._record(row)
-        self.gate.report(decision.model, None)
-        self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
+        if self._answer_waits_for_ledger:
+            await self._record(row)
+            self._after_success(row, decision, key, reply, False)
+        else:  # nothing here changes the answer: it runs once the answer is on its way
+            asyncio.get_running_loop().call_soon(self._after_success, row, decision, key, reply, True)
         escalate = None if emit is not None else self.policy.escalation(journey, decision, row, outcome)
         if escalate is None:
             return outcome
@@ -181,6 +190,19 @@ class Relay:
         return Outcome(row["id"], decision, "ok", reply, cost=from_micros(0), baseline_cost=baseline,
                        price_source="cache", cache_kind=hit.kind,
                        saved_cost=None if hit.cost_micros is None else from_micros(hit.cost_micros))
+
+    def _after_success(self, row: dict[str, Any], decision: Decision, key: Any, reply: Reply, queue: bool) -> None:
+        """Queue the row (unless it is in already), tell the breaker, fill the response cache (a
+        write to the store when the cache is on)."""
+        if queue:
+            self.writer.put_nowait(Item(row, {}))
+        try:
+            self.gate.report(decision.model, None)
+            self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
+        except Exception as exc:  # the answer is already out: say it here, the next request will meet it too
+            if not queue:
+                raise
+            sys.stderr.write(f"routecli serve: could not update the breaker or the response cache: {exc}\n")
 
     async def _record(self, row: dict[str, Any]) -> None:
         await self.writer.put(Item(row, {}), wait=self._answer_waits_for_ledger)
