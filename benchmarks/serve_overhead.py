@@ -15,6 +15,13 @@ Each client's first request (connection set-up, and at 64 clients one burst of a
 warm-up on both paths and left out. Directly and through serve alternate in rounds so both see
 the same machine load. Target (issue 8): p50 overhead under 2 ms.
 
+Each round also sends the same requests through benchmarks/minimal_relay.py, a relay that only
+forwards (asyncio and h11, as serve uses; no routing, no ledger), pinned like serve: the
+overhead any Python relay has on this machine, measured beside serve's. On the 2-CPU test VM
+code that runs after its CPU sat idle for a few milliseconds runs several times slower than
+back to back, and each request wakes the relay twice (the request, then the upstream's answer),
+so this floor is not small there.
+
 Two layouts. "own-core": serve alone on one CPU, the load generator and the fake upstream on
 the rest, as in a deployment where the endpoint does not share its core with the programs
 calling it. "shared": all three processes on every CPU; on a 2-CPU machine the client and the
@@ -46,11 +53,21 @@ def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
         '[routing]\ntier_order = ["cheap"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
         "[escalation]\nenabled = false\n")
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return _listening(subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
+                                       stderr=subprocess.PIPE, text=True, cwd=ROOT))
+
+
+def start_minimal_relay(vendor_root: str) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    return _listening(subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "minimal_relay.py"), vendor_root],
+                                       env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+
+
+def _listening(process: subprocess.Popen) -> tuple[subprocess.Popen, str]:
     line = process.stderr.readline()
     if "listening on" not in line:
-        raise SystemExit(f"serve did not start: {line}{process.stderr.read()}")
+        process.kill()
+        raise SystemExit(f"{process.args[1]} did not start: {line}{process.stderr.read()}")
     return process, line.split("listening on ", 1)[1].split()[0]
 
 
@@ -152,35 +169,47 @@ def main() -> None:
             print(f"layout {layout}: serve on CPU {sorted(its)}, client and upstream on CPU {sorted(mine)}")
             with tempfile.TemporaryDirectory() as tmp:
                 serve, url = start_serve(root, Path(tmp))
-                pin(serve.pid, its)  # every thread it has started, not only its main one
+                relay, relay_url = start_minimal_relay(root)
+                for process in (serve, relay):
+                    pin(process.pid, its)  # every thread it has started, not only its main one
                 try:
                     for pair in args.levels.split(","):
                         level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
-                        run_level(args, root, url, serve.pid, level, latency)
+                        run_level(args, root, {"serve": (url, serve.pid), "relay": (relay_url, relay.pid)},
+                                  level, latency)
                 finally:
-                    serve.terminate()
-                    serve.wait(timeout=10)
+                    for process in (serve, relay):
+                        process.terminate()
+                        process.wait(timeout=10)
     finally:
         pin(os.getpid(), set(cpus))
         fakevendor.stop_server(vendor)
 
 
-def run_level(args: argparse.Namespace, root: str, url: str, pid: int, level: int, latency: float) -> None:
+def run_level(args: argparse.Namespace, root: str, paths: dict[str, tuple[str, int]], level: int,
+              latency: float) -> None:
+    """Direct, then each path in turn, round after round; paths maps a name to (url, pid)."""
     direct: dict[tuple[int, int, int], float] = {}
-    routed: dict[tuple[int, int, int], float] = {}
-    cpu_ms: list[float] = []
+    routed: dict[str, dict[tuple[int, int, int], float]] = {name: {} for name in paths}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in paths}
+    sent = max(1, args.requests // level) * level
     for run in range(args.rounds):
         for key, ms in asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
                                            {"model": "gpt-5.4-nano"}, args.requests, level, latency,
                                            args.jitter)).items():
             direct[run, *key] = ms
-        cpu = _cpu_seconds(pid)
-        for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                           args.requests, level, latency, args.jitter)).items():
-            routed[run, *key] = ms
-        sent = max(1, args.requests // level) * level
-        cpu_ms.append((_cpu_seconds(pid) - cpu) * 1000 / sent)
-    report(level, latency, direct, routed, statistics.mean(cpu_ms))
+        for name, (url, pid) in paths.items():
+            cpu = _cpu_seconds(pid)
+            for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
+                                               args.requests, level, latency, args.jitter)).items():
+                routed[name][run, *key] = ms
+            cpu_ms[name].append((_cpu_seconds(pid) - cpu) * 1000 / sent)
+    report(level, latency, direct, routed["serve"], statistics.mean(cpu_ms["serve"]))
+    keys = [key for key in direct if key in routed["relay"] and key[2] > 0]
+    floor = [routed["relay"][key] - direct[key] for key in keys]
+    print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py), same run: request by request "
+          f"p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
+          f"{statistics.mean(cpu_ms['relay']):.2f} ms per request", flush=True)
 
 
 if __name__ == "__main__":
