@@ -1,4 +1,4 @@
-"""The async twin of `HttpProvider.complete`, for the batch runner.
+"""The async twin of `HttpProvider.complete`, for the batch runner and serve.
 
 Same wire functions, same errors (`status_error`, `transport_error`, `guarded`), over one
 shared `PooledClient` per provider whose pool holds as many connections as the batch
@@ -53,7 +53,7 @@ def get_async_provider(cfg: ProviderConfig, *, api_key: str | None, client: Pool
 
 
 class AsyncHttpProvider(HttpProvider):
-    """HttpProvider's configuration and wire format, sent over an httpx.AsyncClient."""
+    """HttpProvider's configuration and wire format, sent over a PooledClient."""
 
     client: PooledClient  # type: ignore[assignment]
 
