@@ -115,6 +115,7 @@ def test_chunked_and_100_continue_answers_are_read_whole():
     (b"", httpx.RemoteProtocolError),  # hung up without a word
     (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", httpx.RemoteProtocolError),  # body cut short
     (b"NOT HTTP\r\n\r\n", httpx.RemoteProtocolError),
+    (b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * 200_000 + b"\r\n\r\n", httpx.RemoteProtocolError),  # head over 100 KB
 ])
 def test_broken_answers_are_httpx_errors_and_free_the_slot(reply, error):
     async def answer(writer):

@@ -19,6 +19,7 @@ import h11
 import httpx
 
 READ_SIZE = 65_536
+HEAD_LIMIT = 100 * 1024  # a response head larger than this is refused, as httpcore does
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -29,7 +30,7 @@ class Connection:
                  keepalive: float) -> None:
         self.origin = origin  # scheme, host, port
         self._reader, self._writer = reader, writer
-        self._h11 = h11.Connection(h11.CLIENT)
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=HEAD_LIMIT)
         self._keepalive = keepalive
         self._idle_since = time.monotonic()
 
