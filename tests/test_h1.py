@@ -148,3 +148,46 @@ def test_a_url_that_is_not_http_is_refused():
             await pool.exchange("POST", "ftp://example.invalid/x", [], b"", TIMEOUT)
 
     run(lambda writer: None, calls)
+
+
+def test_a_stream_read_to_its_end_marker_keeps_its_connection_one_given_up_midway_does_not():
+    """httpx-sse readers stop at [DONE], before the body's closing chunk: the pool reads that
+    tail and reuses the connection. A stream still running when its reader leaves is closed
+    after a short wait, not kept."""
+    import time
+
+    async def answer(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n"
+                     b"e\r\ndata: [DONE]\n\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.02)  # the closing chunk comes a moment after the end marker
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async def first_chunk_only(client, url):
+        async with client.stream("POST", url + "/x", json={}) as response:
+            async for chunk in response.aiter_bytes():
+                return chunk
+
+    async def calls(pool, url):
+        async with httpx.AsyncClient(transport=pool) as client:
+            chunks = [await first_chunk_only(client, url) for _ in range(3)]
+        return chunks, pool.opened
+
+    (chunks, opened), _, _ = run(answer, calls)
+    assert chunks == [b"data: [DONE]\n\n"] * 3 and opened == 1
+
+    async def endless(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()
+        await asyncio.sleep(2)
+        return False
+
+    async def give_up(pool, url):
+        async with httpx.AsyncClient(transport=pool) as client:
+            started = time.monotonic()
+            chunks = [await first_chunk_only(client, url) for _ in range(2)]
+            return chunks, time.monotonic() - started, pool.opened
+
+    (chunks, took, opened), _, _ = run(endless, give_up)
+    assert chunks == [b"hello"] * 2 and opened == 2 and took < 1.0

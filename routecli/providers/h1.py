@@ -94,6 +94,22 @@ class Connection:
     async def read_body(self, read_timeout: float | None) -> bytes:
         return b"".join([chunk async for chunk in self.body(read_timeout)])
 
+    async def finish(self, timeout: float, limit: int) -> None:
+        """Read the rest of a body its reader stopped short of (a stream read up to its end
+        marker, before the closing chunk), so the connection can be used again; a body that
+        does not end within `limit` bytes and `timeout` seconds is left, and reusable() says no."""
+        if self._h11.their_state is not h11.SEND_BODY:
+            return
+        read = 0
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in self.body(None):
+                    read += len(chunk)
+                    if read > limit:
+                        return
+        except (TimeoutError, httpx.HTTPError):
+            return
+
     def close(self) -> None:
         self._writer.close()  # no wait for the peer: a connection being dropped owes it nothing
 

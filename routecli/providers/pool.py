@@ -25,6 +25,7 @@ import httpx
 from routecli.providers.h1 import Connection, Headers
 
 Origin = tuple[str, str, int]  # scheme, host, port
+FINISH_SECONDS, FINISH_BYTES = 0.1, 65_536  # how much of a stream's tail is read to keep its connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,14 @@ class _Body(httpx.AsyncByteStream):
             yield chunk
 
     async def aclose(self) -> None:
-        self._pool.give_back(self._connection)  # half-read, it is closed rather than reused
+        # A streaming reader stops at the end marker ([DONE], message_stop), usually a few bytes
+        # before the body's end; reading those keeps the connection: without it each streamed call
+        # opened a new one (a TCP and TLS handshake to a remote provider). A body still running
+        # (the reader gave up mid-stream) is closed rather than reused.
+        try:
+            await self._connection.finish(FINISH_SECONDS, FINISH_BYTES)
+        finally:  # cancelled meanwhile, the slot is still freed
+            self._pool.give_back(self._connection)
 
 
 class SlotPool(httpx.AsyncBaseTransport):
