@@ -47,9 +47,13 @@ def _split(url: str) -> tuple[Origin, bytes, bytes]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or _default_port(parts.scheme)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return (parts.scheme, parts.hostname, port), target.encode(), parts.netloc.encode()
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
 
 
 class _Body(httpx.AsyncByteStream):
@@ -105,7 +109,7 @@ class SlotPool(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout") or {}
         url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        origin = (url.scheme, url.host, url.port or _default_port(url.scheme))
         await self._take_slot(timeout.get("pool"))
         connection = None
         try:

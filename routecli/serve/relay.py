@@ -202,7 +202,8 @@ class Relay:
         except Exception as exc:  # the answer is already out: say it here, the next request will meet it too
             if not queue:
                 raise
-            sys.stderr.write(f"routecli serve: could not update the breaker or the response cache: {exc}\n")
+            sys.stderr.write(f"routecli serve: could not update the breaker or the response cache: {exc}; "
+                             "check the database (disk space, permissions, --db)\n")
 
     async def _record(self, row: dict[str, Any]) -> None:
         await self.writer.put(Item(row, {}), wait=self._answer_waits_for_ledger)
