@@ -2,10 +2,10 @@
 
     python benchmarks/minimal_relay.py UPSTREAM_ROOT   (the upstream key comes from OPENAI_API_KEY)
 
-asyncio streams and h11 on both sides, as routecli serve uses: it reads an OpenAI chat request,
-sets the model, forwards it over a kept-alive connection and sends the answer back. No routing,
-no guards, no ledger, no error handling beyond what a benchmark needs. serve's overhead minus
-this one's, measured in the same run, is what routecli's own work costs per request.
+asyncio streams and httptools (llhttp) on both sides, as routecli serve uses: it reads an OpenAI
+chat request, sets the model, forwards it over a kept-alive connection and sends the answer back.
+No routing, no guards, no ledger, no error handling beyond what a benchmark needs. serve's
+overhead minus this one's, measured in the same run, is what routecli's own work costs per request.
 """
 
 from __future__ import annotations
@@ -16,58 +16,58 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-import h11
+import httptools
 
 UPSTREAM = urlsplit(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:1")
-free: list[tuple[h11.Connection, asyncio.StreamReader, asyncio.StreamWriter]] = []
+free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
 
-async def next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> object:
-    while (event := conn.next_event()) is h11.NEED_DATA:
-        conn.receive_data(await reader.read(65_536))
-    return event
+class Message:
+    """httptools callbacks: one whole request or response."""
+
+    def __init__(self) -> None:
+        self.body, self.done, self.status = bytearray(), False, 0
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.done = True
 
 
-async def whole_message(conn: h11.Connection, reader: asyncio.StreamReader) -> tuple[object, bytes]:
-    head, body = await next_event(conn, reader), b""
-    if isinstance(head, h11.ConnectionClosed):
-        return head, body
-    while isinstance(event := await next_event(conn, reader), h11.Data):
-        body += event.data
-    return head, body
+async def whole(reader: asyncio.StreamReader, parser_type: type) -> Message | None:
+    message = Message()
+    parser = parser_type(message)
+    while not message.done:
+        data = await reader.read(65_536)
+        if not data:
+            return None
+        parser.feed_data(data)
+    if parser_type is httptools.HttpResponseParser:
+        message.status = parser.get_status_code()
+    return message
 
 
 async def upstream(body: bytes) -> tuple[int, bytes]:
-    if free:
-        conn, reader, writer = free.pop()
-    else:
-        reader, writer = await asyncio.open_connection(UPSTREAM.hostname, UPSTREAM.port)
-        conn = h11.Connection(h11.CLIENT)
-    headers = [("host", UPSTREAM.netloc), ("content-type", "application/json"), ("content-length", str(len(body))),
-               ("authorization", "Bearer " + os.environ.get("OPENAI_API_KEY", ""))]
-    writer.write(conn.send(h11.Request(method="POST", target="/v1/chat/completions", headers=headers))
-                 + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
-    response, answer = await whole_message(conn, reader)
-    conn.start_next_cycle()
-    free.append((conn, reader, writer))
-    return response.status_code, answer  # type: ignore[attr-defined]
+    reader, writer = free.pop() if free else await asyncio.open_connection(UPSTREAM.hostname, UPSTREAM.port)
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: {UPSTREAM.netloc}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nauthorization: Bearer {os.environ.get('OPENAI_API_KEY', '')}\r\n\r\n")
+    writer.write(head.encode() + body)
+    response = await whole(reader, httptools.HttpResponseParser)
+    assert response is not None
+    free.append((reader, writer))
+    return response.status, bytes(response.body)
 
 
 async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    conn = h11.Connection(h11.SERVER)
-    while True:
-        request, body = await whole_message(conn, reader)
-        if isinstance(request, h11.ConnectionClosed):
-            writer.close()
-            return
-        payload = json.loads(body)
+    while (request := await whole(reader, httptools.HttpRequestParser)) is not None:
+        payload = json.loads(request.body)
         payload["model"] = "gpt-5.4-nano"
         status, answer = await upstream(json.dumps(payload).encode())
-        headers = [("content-type", "application/json"), ("content-length", str(len(answer)))]
-        writer.write(conn.send(h11.Response(status_code=status, headers=headers)) + conn.send(h11.Data(data=answer))
-                     + conn.send(h11.EndOfMessage()))
+        writer.write(b"HTTP/1.1 %d OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%b"
+                     % (status, len(answer), answer))
         await writer.drain()
-        conn.start_next_cycle()
+    writer.close()
 
 
 async def main() -> None:

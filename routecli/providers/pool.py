@@ -3,7 +3,7 @@
 httpcore's own pool (httpcore 1.0) rescans every connection, and probes each idle socket,
 for every queued request, several times per request: at 64 connections that cost ~5 ms of
 CPU per request and capped a batch at ~130 requests/s against a local server. Here picking
-a connection is a list pop; each connection is an `h1.Connection` (h11 on asyncio streams),
+a connection is a list pop; each connection is an `h1.Connection` (httptools on asyncio streams),
 whose failures are httpx's exceptions, so callers see exactly what an `httpx.AsyncClient` raises.
 
 `exchange()` is the path of every non-streaming provider call: bytes in, status, headers and
