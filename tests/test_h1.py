@@ -191,3 +191,31 @@ def test_a_stream_read_to_its_end_marker_keeps_its_connection_one_given_up_midwa
 
     (chunks, took, opened), _, _ = run(endless, give_up)
     assert chunks == [b"hello"] * 2 and opened == 2 and took < 1.0
+
+
+def test_a_body_without_length_ends_with_the_connection_and_is_not_reused():
+    async def answer(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"until\": \"close\"}")
+        return False  # the hang-up ends the body
+
+    async def calls(pool, url):
+        return [(await pool.exchange("POST", url + "/x", [], b"", TIMEOUT)).content for _ in range(2)]
+
+    contents, _, opened = run(answer, calls)
+    assert contents == [b'{"until": "close"}'] * 2 and opened == 2
+
+
+def test_a_header_with_a_line_break_is_refused_without_showing_its_value():
+    async def answer(writer):
+        writer.write(respond(b"never"))
+        return True
+
+    async def calls(pool, url):
+        with pytest.raises(httpx.LocalProtocolError) as refused:
+            await pool.exchange("POST", url + "/x", [(b"authorization", b"Bearer sk-secret\r\nx-evil: 1")], b"",
+                                TIMEOUT)
+        assert "sk-secret" not in str(refused.value)
+        return (await pool.exchange("POST", url + "/x", [], b"", TIMEOUT)).text
+
+    text, seen, _ = run(answer, calls)
+    assert text == "never" and len(seen) == 1 and b"x-evil" not in seen[0]
