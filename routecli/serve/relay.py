@@ -73,6 +73,7 @@ class Relay:
         server's gc.freeze() then covers all of it."""
         from routecli.domain import Message, Usage
         from routecli.errors import RoutecliError
+        from routecli.routing import assess  # noqa: F401  (imported by the first answer's assessment otherwise)
 
         try:
             decision = self.decide(Request((Message("user", "warm up"),)))
