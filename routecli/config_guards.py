@@ -109,7 +109,7 @@ class ServeConfig:
     max_body_bytes: int = 10_000_000
     # Without a budget, a row may wait this long to share its transaction with the next ones
     # (0: each commits as it comes). A crash (not a stop) loses at most this window of rows.
-    commit_interval_ms: float = 50.0
+    commit_interval_ms: float = 500.0
     members: Mapping[str, str] = field(default_factory=dict)  # name -> sha256 of their bearer key
 
 
@@ -245,7 +245,7 @@ def _serve(raw: Mapping[str, Any]) -> ServeConfig:
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise _fail(f"serve.members.{name}", "must be the sha256 of a key; add members with "
                         "`routecli serve add-key NAME`, which prints the key once")
-    interval = raw.get("commit_interval_ms", 50.0)
+    interval = raw.get("commit_interval_ms", 500.0)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval <= 10_000:
         raise _fail("serve.commit_interval_ms", f"must be 0-10000 milliseconds (0: commit each row at once), "
                                                 f"got {interval!r}")
