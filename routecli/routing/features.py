@@ -162,20 +162,20 @@ def text_stats(text: str, tokens: list[str], counts: Mapping[str, int]) -> dict[
     }
 
 
-def _base(request: Request) -> tuple[dict[str, float], dict[str, float], Counter[str], dict[str, Any]]:
+def _base(request: Request) -> tuple[dict[str, float], dict[str, float], list[str], Counter[str], dict[str, Any]]:
+    """(numeric, categorical, the windowed prompt's words, their counts, signals)."""
     signals = extract_signals(request)
     numeric, categorical = signal_features(signals)
     text = window(request.last_user_text)
     tokens = words(text)
     counts = Counter(tokens)
     numeric.update(text_stats(text, tokens, counts))
-    return numeric, categorical, counts, signals
+    return numeric, categorical, tokens, counts, signals
 
 
 def featurize(request: Request) -> tuple[dict[str, float], set[str], dict[str, Any]]:
     """(numeric features, sparse binary tokens, signals): every token, for training."""
-    numeric, categorical, counts, signals = _base(request)
-    tokens = words(window(request.last_user_text))
+    numeric, categorical, tokens, _, signals = _base(request)
     return numeric, set(categorical) | word_tokens(tokens, bigrams=True), signals
 
 
@@ -185,13 +185,12 @@ def featurize_for(
     """`featurize` limited to the tokens a model knows: the same features, without building
     every word pair of a long prompt (a pair is formed only after a known first word).
     use_words=False: the model has no word tokens, so none are looked up."""
-    numeric, categorical, counts, signals = _base(request)
+    numeric, categorical, tokens, counts, signals = _base(request)
     sparse = set(categorical)  # few, and one the model never saw still has its prior
     if not use_words:
         return numeric, sparse, signals
     sparse.update(key for key in ("w:" + t for t in counts if t not in STOPWORDS) if key in vocab)
     if firsts:
-        tokens = words(window(request.last_user_text))
         pairs = (f"w:{a} {b}" for a, b in zip(tokens, tokens[1:]) if a in firsts)
         sparse.update(key for key in pairs if key in vocab)
     return numeric, sparse, signals
