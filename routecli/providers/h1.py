@@ -183,7 +183,7 @@ def _request_head(method: bytes, target: bytes, headers: Headers) -> bytes:
     lines = [b"%s %s HTTP/1.1" % (method, target)]
     for name, value in headers:
         if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
-            raise httpx.LocalProtocolError(f"header {name!r} has a line break in its name or value: check its "
-                                           "configuration (extra headers, API key)")
+            raise httpx.LocalProtocolError(f"header {name!r} has a line break in its name or value, or a colon in "
+                                           "its name: check its configuration (extra headers, API key)")
         lines.append(name + b": " + value)
     return b"\r\n".join(lines) + b"\r\n\r\n"
