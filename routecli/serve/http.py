@@ -153,7 +153,8 @@ def _reason(status: int) -> str:
 
 
 def _head(response: HttpResponse, close: bool) -> bytes:
-    lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}", f"content-type: {response.content_type}", "server: routecli"]
+    lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}", f"content-type: {response.content_type}",
+             "server: routecli"]
     # a value with a line break would start a header (or a response) of the caller's choosing
     lines += [f"{name}: {value.replace(chr(13), ' ').replace(chr(10), ' ')}" for name, value in response.headers]
     if close:
