@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from routecli.serve.http import HttpRequest, HttpResponse, start_server
 
 
@@ -113,3 +116,44 @@ def test_head_gets_headers_without_a_body():
     raw = exchange(b"HEAD /h HTTP/1.1\r\nhost: x\r\n\r\n")
     head, _, rest = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: " in head and rest == b""
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+STREAM = (b"POST /a?q=1 HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello"
+          b"POST /b HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+          b"GET /c HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 0\r\n\r\n")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
+def test_requests_parse_the_same_however_the_bytes_are_split(cuts):
+    from routecli.serve.http import _Requests
+
+    requests = _Requests(1000, _Writer())  # type: ignore[arg-type]
+    bounds = [0, *sorted(cuts), len(STREAM)]
+    for start, end in zip(bounds, bounds[1:]):
+        requests.feed(STREAM[start:end])
+    got = [(r.method, r.path, r.query, r.body) for r in requests.done]
+    assert got == [("POST", "/a", "q=1", b"hello"), ("POST", "/b", "", b"abcde"), ("GET", "/c", "", b"")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_are_a_request_a_parse_error_or_too_large_never_a_crash(data):
+    import httptools
+
+    from routecli.serve.http import TooLarge, _Requests
+
+    requests = _Requests(50, _Writer())  # type: ignore[arg-type]
+    try:
+        requests.feed(data)
+    except (TooLarge, httptools.HttpParserError):
+        return
+    assert all(len(r.body) <= 50 for r in requests.done)
