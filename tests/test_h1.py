@@ -8,6 +8,8 @@ import asyncio
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from routecli.providers.pool import SlotPool
 
@@ -219,3 +221,20 @@ def test_a_header_with_a_line_break_is_refused_without_showing_its_value():
 
     text, seen, _ = run(answer, calls)
     assert text == "never" and len(seen) == 1 and b"x-evil" not in seen[0]
+
+
+ANSWER = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nx-a: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+          b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(ANSWER)), max_size=12))
+def test_a_response_parses_the_same_however_the_bytes_are_split(cuts):
+    from routecli.providers.h1 import _Response
+
+    response = _Response()
+    bounds = [0, *sorted(cuts), len(ANSWER)]
+    for start, end in zip(bounds, bounds[1:]):
+        response.feed(ANSWER[start:end])
+    assert (response.status, response.headers, b"".join(response.chunks), response.complete) == (
+        200, [(b"x-a", b"1"), (b"transfer-encoding", b"chunked")], b'{"a":1}', True)
