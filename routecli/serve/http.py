@@ -57,7 +57,7 @@ class _Requests:
         self.done: deque[HttpRequest] = deque()
         self.parser = httptools.HttpRequestParser(self)
         self.too_large = False
-        self.broken = False  # bytes that are not HTTP/1.1 arrived (or came after a request that closes)
+        self.broken = ""  # why the bytes that arrived are not HTTP/1.1 (or came after a request that closes)
         self.head_bytes = 0  # read since the current request began, until its headers are complete
         self._begin()
 
@@ -105,7 +105,8 @@ class _Requests:
         if self.too_large:
             raise TooLarge
         if self._in_head and self.head_bytes > HEAD_LIMIT:
-            raise httptools.HttpParserError("request head too large")
+            raise httptools.HttpParserError(f"request line and headers over {HEAD_LIMIT // 1024} KB; send shorter "
+                                            "headers")
 
 
 async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler,
@@ -128,7 +129,8 @@ async def _next_request(requests: _Requests, reader: asyncio.StreamReader,
     """The next whole request; None once the client is gone or has been sent an error."""
     while not requests.done:
         if requests.broken:
-            await _send(writer, _error(400, "malformed HTTP request"), close=True)
+            await _send(writer, _error(400, f"malformed HTTP request ({requests.broken}); send an HTTP/1.1 request, "
+                                            "as any OpenAI client does"), close=True)
             return None
         async with asyncio.timeout(IDLE_TIMEOUT):  # not wait_for: that starts a task per read
             data = await reader.read(READ_SIZE)
@@ -140,8 +142,8 @@ async def _next_request(requests: _Requests, reader: asyncio.StreamReader,
             await _send(writer, _error(413, f"request body over {requests.max_body:,} bytes; send less, or raise "
                                             "serve.max_body_bytes"), close=True)
             return None
-        except httptools.HttpParserError:  # HttpParserUpgrade too: nothing here speaks another protocol
-            requests.broken = True  # the requests before the bad bytes are answered first
+        except httptools.HttpParserError as exc:  # HttpParserUpgrade too: nothing here speaks another protocol
+            requests.broken = str(exc) or type(exc).__name__  # the requests before the bad bytes are answered first
     return requests.done.popleft()
 
 
