@@ -279,16 +279,33 @@ class PriceMemo:
 def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config,
            price_of: PriceOf | None = None) -> Outcome:
     """The outcome of a reply, its cost and baseline cost; fills the ledger row to match."""
-    from routecli.pricing import price, to_micros
+    outcome = price_reply(row["id"], decision, reply, config, price_of)
+    fill_ok(row, outcome, config)
+    return outcome
+
+
+def price_reply(attempt_id: str, decision: Decision, reply: Reply, config: Config,
+                price_of: PriceOf | None = None) -> Outcome:
+    """The outcome of a reply with its cost and baseline cost (what an answer needs; the row can wait)."""
+    from routecli.pricing import price
 
     price_of = price_of or (lambda usage, ref: price(usage, ref, config))
     cost = price_of(reply.usage, decision.model) if reply.usage else None
     baseline = price_of(reply.usage, config.baseline) if reply.usage and config.baseline else None
-    outcome = Outcome(row["id"], decision, "ok", reply)
+    outcome = Outcome(attempt_id, decision, "ok", reply)
     outcome.warnings += price_warnings(decision, reply, cost, config)
     outcome.cost = cost.cost if cost else None
     outcome.price_source = cost.source if cost else None
     outcome.baseline_cost = baseline.cost if baseline else None
+    return outcome
+
+
+def fill_ok(row: dict[str, Any], outcome: Outcome, config: Config) -> None:
+    """Fill a ledger row for an answered call from its outcome."""
+    from routecli.pricing import to_micros
+
+    reply = outcome.reply
+    assert reply is not None
     usage = reply.usage
     row.update(
         status="ok",
@@ -303,7 +320,6 @@ def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config
         baseline_cost_micros=to_micros(outcome.baseline_cost),
         price_source=outcome.price_source,
     )
-    return outcome
 
 
 def mark_failed(row: dict[str, Any], kind: str, message: str, latency_ms: float, partial: str, config: Config) -> None:

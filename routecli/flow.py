@@ -66,6 +66,24 @@ def mark_skipped(row: dict[str, Any], kind: str, message: str) -> None:
     row.update(status="skipped", error_kind=kind, error_message=message)
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A ledger row claimed before its call: its id and place in the journey (its row may be built later)."""
+
+    id: str
+    step: str
+    parent: str | None
+
+
+def fill_assessment(row: dict[str, Any], outcome: Outcome) -> None:
+    if outcome.confidence is None:
+        return
+    row["confidence"] = outcome.confidence
+    if outcome.assessment_reasons:  # why the answer looked weak, kept with the row
+        reasons = ", ".join(outcome.assessment_reasons)
+        row["notes"] = list(row["notes"]) + [f"assessed {outcome.confidence:.2f}: {reasons}"]
+
+
 def refusal(reply: Reply, decision: Decision) -> None:
     """A reply that is a refusal is a failure a fallback may answer."""
     if reply.finish_reason in REFUSED:
@@ -79,14 +97,25 @@ class Policy:
     def __init__(self, config: Config, keys: KeyRing, gate: Gate, window_of: Callable[[ModelRef], int | None]) -> None:
         self.config, self.keys, self.gate, self.window_of = config, keys, gate, window_of
 
-    def row(self, journey: Journey, decision: Decision) -> dict[str, Any]:
+    def claim(self, journey: Journey) -> Slot:
+        """The next attempt's row id and place in the journey; its row can be built later."""
+        if journey.parent is None and journey.attempts <= 1:
+            row_id = journey.request_id  # the first attempt's id is the request's id
+        else:
+            from routecli.store import new_id
+
+            row_id = new_id()
+        slot = Slot(row_id, journey.step, journey.parent)
+        journey.parent = row_id
+        return slot
+
+    def row(self, journey: Journey, decision: Decision, slot: Slot | None = None) -> dict[str, Any]:
+        """The ledger row of an attempt (the next one, unless its slot was claimed earlier)."""
         from routecli.engine import base_row
 
-        row = base_row(journey.request, decision, self.config, journey.source, journey.run_id)
-        row.update(request_id=journey.request_id, step=journey.step, parent_id=journey.parent, caller=journey.caller)
-        if journey.parent is None and journey.attempts <= 1:
-            row["id"] = journey.request_id  # the first attempt's id is the request's id
-        journey.parent = row["id"]
+        slot = slot or self.claim(journey)
+        row = base_row(journey.request, decision, self.config, journey.source, journey.run_id, slot.id)
+        row.update(request_id=journey.request_id, step=slot.step, parent_id=slot.parent, caller=journey.caller)
         return row
 
     def admit(self, journey: Journey, ref: ModelRef) -> tuple[bool, str]:
@@ -172,17 +201,20 @@ class Policy:
     # ------------------------------------------------------------ escalation
 
     def assess(self, journey: Journey, row: dict[str, Any], outcome: Outcome) -> None:
+        self.judge(journey, outcome)
+        fill_assessment(row, outcome)
+
+    def judge(self, journey: Journey, outcome: Outcome) -> None:
+        """The answer's confidence and what looked weak, on the outcome (fill_assessment copies them to its row)."""
         if getattr(self.config, "escalation", None) is None or outcome.reply is None:
             return
         from routecli.routing.assess import assess
 
         assessment = assess(journey.request, outcome.reply, signals=dict(outcome.decision.verdict.signals))
-        row["confidence"] = outcome.confidence = assessment.confidence
+        outcome.confidence = assessment.confidence
         outcome.assessment_reasons = tuple(assessment.reasons)
-        if assessment.reasons:  # why the answer looked weak, kept with the row
-            row["notes"] = list(row["notes"]) + [f"assessed {assessment.confidence:.2f}: {', '.join(assessment.reasons)}"]
 
-    def escalation(self, journey: Journey, decision: Decision, row: dict[str, Any], outcome: Outcome) -> Decision | None:
+    def escalation(self, journey: Journey, decision: Decision, outcome: Outcome) -> Decision | None:
         """The model one tier up when the answer looks weak (once per request by default)."""
         from routecli.routing.choose import tier_above
 
@@ -197,7 +229,7 @@ class Policy:
         ref, tier = target
         why = ", ".join(outcome.assessment_reasons) or "low confidence"
         journey.escalations += 1
-        journey.parent, journey.step, journey.chain = row["id"], "escalation", []
+        journey.parent, journey.step, journey.chain = outcome.attempt_id, "escalation", []
         journey.history.append(f"escalated from {decision.model} to {ref}: confidence {confidence:.2f} ({why})")
         return Decision(decision.verdict, ref, tier, decision.notes + (f"escalated: confidence {confidence:.2f}",))
 
@@ -286,7 +318,7 @@ class Flow:
         self.engine._finish(row, outcome)
         self._breaker(decision.model, None, journey)
         self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
-        escalate = self.policy.escalation(journey, decision, row, outcome)
+        escalate = self.policy.escalation(journey, decision, outcome)
         if escalate is None:
             return outcome
         journey.weak = outcome

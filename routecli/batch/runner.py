@@ -273,7 +273,7 @@ class Runner:
             self._say_once(warning)
         self.flow.assess(journey, row, outcome)
         self.gate.report(decision.model, None)
-        nxt = self.flow.escalation(journey, decision, row, outcome)
+        nxt = self.flow.escalation(journey, decision, outcome)
         kept = None if self.config.save_text else reply.text  # for the output file until the run is done
         if nxt is not None:
             journey.weak = (row, kept)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.batch.writer import GroupWriter, Item
 from routecli.domain import Decision, Reply, Request
-from routecli.engine import Engine, Outcome, PriceMemo, mark_failed, priced, refuse_tools
+from routecli.engine import Engine, Outcome, PriceMemo, fill_ok, mark_failed, price_reply, refuse_tools
 from routecli.errors import BudgetError, ProviderError, redact
-from routecli.flow import BudgetRefused, Journey, Policy, mark_skipped, refusal
+from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
 from routecli.store import new_id
 from routecli.store.runs import Committer
@@ -145,7 +145,7 @@ class Relay:
 
     async def _call(self, journey: Journey, decision: Decision, key: Any,
                     emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
-        row = self.policy.row(journey, decision)
+        slot = self.policy.claim(journey)
         started = time.perf_counter()
         try:
             provider = self._provider(decision.model.provider)
@@ -153,30 +153,48 @@ class Relay:
                                             on_text=emit)
             refusal(reply, decision)
         except ProviderError as exc:
-            message = redact(str(exc), self._secrets)
-            mark_failed(row, exc.kind, message, (time.perf_counter() - started) * 1000, "", self.config)
-            await self._record(row)
-            self.gate.report(decision.model, exc.kind)
-            if journey.step == "escalation" and journey.weak is not None:
-                journey.history.append(f"escalation failed ({exc.kind}); kept the first answer")
-                return journey.weak
-            nxt = None if sent else self.policy.next_model(journey, decision, row["id"], exc.kind)
-            if nxt is None:
-                raise ProviderError(message, kind=exc.kind, provider=exc.provider, model=exc.model,
-                                    status=exc.status, retry_after=exc.retry_after) from None
-            return nxt
-        outcome = priced(row, decision, reply, self.config, self.price_of)
-        self.policy.assess(journey, row, outcome)
+            return await self._failed(journey, decision, slot, exc, started, sent)
+        outcome = price_reply(slot.id, decision, reply, self.config, self.price_of)
+        self.policy.judge(journey, outcome)
         if self._answer_waits_for_ledger:
+            row = self._ok_row(journey, decision, slot, outcome)
             await self._record(row)
             self._after_success(row, decision, key, reply, False)
-        else:  # nothing here changes the answer: it runs once the answer is on its way
-            asyncio.get_running_loop().call_soon(self._after_success, row, decision, key, reply, True)
-        escalate = None if emit is not None else self.policy.escalation(journey, decision, row, outcome)
+        else:  # the row changes nothing in the answer: it is built and queued once the answer is on its way
+            asyncio.get_running_loop().call_soon(self._after_answer, journey, decision, slot, outcome, key)
+        escalate = None if emit is not None else self.policy.escalation(journey, decision, outcome)
         if escalate is None:
             return outcome
         journey.weak = outcome
         return escalate
+
+    async def _failed(self, journey: Journey, decision: Decision, slot: Slot, exc: ProviderError, started: float,
+                      sent: list[str]) -> Decision | Outcome:
+        """Record the failed call; the fallback to try next, the first answer an escalation was to
+        replace, or the error (redacted) when there is neither."""
+        row = self.policy.row(journey, decision, slot)
+        message = redact(str(exc), self._secrets)
+        mark_failed(row, exc.kind, message, (time.perf_counter() - started) * 1000, "", self.config)
+        await self._record(row)
+        self.gate.report(decision.model, exc.kind)
+        if journey.step == "escalation" and journey.weak is not None:
+            journey.history.append(f"escalation failed ({exc.kind}); kept the first answer")
+            return journey.weak
+        nxt = None if sent else self.policy.next_model(journey, decision, row["id"], exc.kind)
+        if nxt is None:
+            raise ProviderError(message, kind=exc.kind, provider=exc.provider, model=exc.model,
+                                status=exc.status, retry_after=exc.retry_after) from None
+        return nxt
+
+    def _ok_row(self, journey: Journey, decision: Decision, slot: Slot, outcome: Outcome) -> dict[str, Any]:
+        row = self.policy.row(journey, decision, slot)
+        fill_ok(row, outcome, self.config)
+        fill_assessment(row, outcome)
+        return row
+
+    def _after_answer(self, journey: Journey, decision: Decision, slot: Slot, outcome: Outcome, key: Any) -> None:
+        assert outcome.reply is not None
+        self._after_success(self._ok_row(journey, decision, slot, outcome), decision, key, outcome.reply, True)
 
     async def _from_cache(self, journey: Journey, decision: Decision, hit: Any,
                           emit: Callable[[str], None] | None) -> Outcome:
