@@ -307,3 +307,22 @@ def test_shipped_weights_match_a_fresh_fit():
     _, weights = fitter.fit(xs, ys, fitter.SHIPPED_PULL)
     assert {name: round(value, 2) for name, value in weights.items()} == WEIGHTS, "run python scripts/fit_assess.py --write"
     assert BIAS == fitter.shipped_bias()
+
+
+# The phrase regexes run lowercase on _fold(text), grouped by first letter, for speed; they must
+# find a phrase exactly where the plain `(?i)\b(?:...)` form of the same phrases does.
+_CASE_TRICKS = "iIİınNsSſaAkKKmMoOtT'’ ,.-_1%\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*_CASE_TRICKS, "I'm sorry, but", "İ AM NOT SURE", "ı don’t know", "not 100% ſure",
+                                 "As an AI, I cannot", "xI'm not sure", "_i am unsure", "sorry, İ can't", "i must refuse"]),
+                max_size=12).map("".join))
+def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
+    import re
+
+    from routecli.routing import assess as module
+
+    for phrases, fast in ((module._REFUSAL_PHRASES, module._REFUSAL), (module._HEDGE_PHRASES, module._HEDGE)):
+        plain = re.compile(r"(?i)\b(?:" + "|".join(phrases) + ")")
+        assert bool(fast.search(module._fold(text))) == bool(plain.search(text)), text

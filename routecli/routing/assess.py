@@ -17,6 +17,7 @@ import math
 import re
 import textwrap
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -95,16 +96,16 @@ def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None
     if finish == "content_filter":
         found["content_filter"] = 1.0
     # a refusal with little else; one followed by a full answer is a disclaimer (graded as usual)
-    if _REFUSAL.search(text[:400]) and len(text.strip()) < _REFUSAL_ONLY:
+    if _REFUSAL.search(_fold(text[:400])) and len(text.strip()) < _REFUSAL_ONLY:
         found["refusal"] = 1.0
     # hedges in the middle of a long answer are mostly quoted or narrative ("I don't know," she said)
-    if _HEDGE.search(_window(text, 400, 400)):
+    if _HEDGE.search(_fold(_window(text, 400, 400))):
         found["hedging"] = 1.0
     cut = _truncation(text, finish)
     if cut:
         found[cut] = 1.0
     blocks = _fenced_blocks(text)
-    if _JSON_ASKED.search(asked) and not _json_found(text, blocks):
+    if "json" in asked and _JSON_ASKED.search(asked) and not _json_found(text, blocks):  # the regex is not cheap
         found["json_invalid"] = 1.0
     code_state = _python_state(blocks, asked)
     if code_state == "bad":
@@ -147,18 +148,42 @@ def _window(text: str, head: int = HEAD, tail: int = TAIL) -> str:
 
 # ---------------------------------------------------------------- refusals, hedges, truncation
 
-_REFUSAL = re.compile(
-    r"(?i)\b(?:i['’]?m sorry,? but|i am sorry,? but|i apologi[sz]e,? but|sorry, (?:but )?i can(?:not|['’]t)"
-    r"|i (?:cannot|can['’]t|can not|won['’]t|will not) (?:help|assist|provide|fulfil|comply|create|generate|"
-    r"write|do that|answer|support|engage|share|continue)|i['’]?m (?:not able|unable) to|i am (?:not able|unable) to"
-    r"|as an ai(?: language model| assistant)?,? i (?:cannot|can['’]t|do not|don['’]t|am not|am unable)"
-    r"|i must (?:decline|refuse)|i['’]?m not comfortable|against my (?:guidelines|programming|policy))"
+def _word_start(*alternatives: str) -> str:
+    """Regex alternatives matched where a word starts, as `\\b(?:a|b|...)` would, but grouped by
+    first letter: a pattern that opens with letters lets the regex engine skip to where they
+    occur, while one opening with \\b is tried at every position (~4x slower on an answer)."""
+    groups: dict[str, list[str]] = {}
+    for alternative in alternatives:
+        groups.setdefault(alternative[0], []).append(alternative[1:])
+    return "|".join(f"{first}(?<!\\w{first})(?:{'|'.join(rests)})" for first, rests in groups.items())
+
+
+# What str.lower() leaves that a case-insensitive regex matches to an ASCII letter: with these
+# mapped, a lowercase pattern on _fold(text) matches where the same pattern with (?i) on text does.
+_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}  # İ, dotless ı, long ſ
+
+
+def _fold(text: str) -> str:
+    return text.translate(_FOLD).lower()
+
+
+# Searched in _fold(text): lowercase, at a word start.
+_REFUSAL_PHRASES = (
+    r"i['’]?m sorry,? but", r"i am sorry,? but", r"i apologi[sz]e,? but", r"sorry, (?:but )?i can(?:not|['’]t)",
+    r"i (?:cannot|can['’]t|can not|won['’]t|will not) (?:help|assist|provide|fulfil|comply|create|generate|"
+    r"write|do that|answer|support|engage|share|continue)",
+    r"i['’]?m (?:not able|unable) to", r"i am (?:not able|unable) to",
+    r"as an ai(?: language model| assistant)?,? i (?:cannot|can['’]t|do not|don['’]t|am not|am unable)",
+    r"i must (?:decline|refuse)", r"i['’]?m not comfortable", r"against my (?:guidelines|programming|policy)",
 )
-_HEDGE = re.compile(
-    r"(?i)\b(?:i['’]?m not (?:sure|certain|confident)|i am not (?:sure|certain|confident)|i don['’]?t know"
-    r"|i do not know|i can(?:not|['’]t) be (?:sure|certain)|i (?:might|may|could) be wrong|not 100% sure"
-    r"|i(?:['’]?m| am) unsure|i don['’]?t have enough information|i do not have enough information)"
+_HEDGE_PHRASES = (
+    r"i['’]?m not (?:sure|certain|confident)", r"i am not (?:sure|certain|confident)", r"i don['’]?t know",
+    r"i do not know", r"i can(?:not|['’]t) be (?:sure|certain)", r"i (?:might|may|could) be wrong",
+    r"not 100% sure", r"i(?:['’]?m| am) unsure", r"i don['’]?t have enough information",
+    r"i do not have enough information",
 )
+_REFUSAL = re.compile(_word_start(*_REFUSAL_PHRASES))
+_HEDGE = re.compile(_word_start(*_HEDGE_PHRASES))
 _REFUSAL_ONLY = 600  # characters
 _FENCE_LINE = re.compile(r"\n[ \t]{0,3}```")  # not (?m)^: a literal first character is searched far faster
 
@@ -185,8 +210,8 @@ _JSON_ASKED = re.compile(
     r" (?:a |an |the |valid |strict )?json\b|json (?:object|format|array|only|schema|output|response))"
 )
 _CODE_ASKED = re.compile(
-    r"\b(?:write|implement|code|create|build|give me|show me|generate)\b[^.?!\n]{0,60}"
-    r"\b(?:function|script|program|class|code|snippet|query|regex|method)\b"
+    "(?:" + _word_start("write", "implement", "code", "create", "build", "give me", "show me", "generate")
+    + r")\b[^.?!\n]{0,60}\b(?:function|script|program|class|code|snippet|query|regex|method)\b"
 )
 _INDENTED_CODE = re.compile(r"(?m)^(?: {4}|\t)\S")
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
@@ -197,6 +222,8 @@ _NOT_PYTHON_LINE = re.compile(r"(?m)^\s*(?:[%!$]|pip3? install|conda install|pyt
 
 
 def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    if "```" not in text:  # most answers: no need to try the regex at every line
+        return []
     return [(lang.lower(), body) for lang, body in _FENCED.findall(text[:MAX_PARSE * 5])]
 
 
@@ -247,11 +274,11 @@ def _python_state(blocks: list[tuple[str, str]], asked: str) -> str:
 # ---------------------------------------------------------------- length, language, repetition
 
 # Asks whose answer is short by design, or as long as the text given (a translation, a summary).
-_BREVITY = re.compile(
-    r"\b(?:one word|single word|yes or no|briefly|brief|short answer|in one sentence|one sentence|"
-    r"one line|one-line|just the|only the|tl;?dr|concise|in a few words|no explanation|"
-    r"translat\w*|summar\w*|rephrase|reword|paraphrase|rewrite|proofread|fix the typos?)\b"
-)
+_BREVITY = re.compile("(?:" + _word_start(
+    "one word", "single word", "yes or no", "briefly", "brief", "short answer", "in one sentence", "one sentence",
+    "one line", "one-line", "just the", "only the", "tl;?dr", "concise", "in a few words", "no explanation",
+    r"translat\w*", r"summar\w*", "rephrase", "reword", "paraphrase", "rewrite", "proofread", "fix the typos?",
+) + r")\b")
 _SHORT_AT = 80  # characters: an answer this short to a complex request counts fully as too short
 _LONG_ENOUGH = 1200  # characters: from here on, length says nothing
 
@@ -300,10 +327,10 @@ _STOPWORDS = {
     "es": frozenset("el la los las y es una que para por con del como pero está porque al".split()),
 }
 _WORD = re.compile(r"[a-zà-ÿ]+")
-_LANGUAGE_NAMED = re.compile(
-    r"translat|übersetz|tradu|\b(?:in|into|to) (?:english|german|french|spanish|chinese|japanese|korean|"
-    r"russian|arabic|italian|portuguese|hindi|greek|hebrew|thai|dutch|polish|ukrainian)\b"
-)
+_LANGUAGES_NAMED = (r"(?:english|german|french|spanish|chinese|japanese|korean|russian|arabic|italian|portuguese|"
+                    r"hindi|greek|hebrew|thai|dutch|polish|ukrainian)\b")
+_LANGUAGE_NAMED = re.compile("translat|übersetz|tradu|" + _word_start(*(f"{word} {_LANGUAGES_NAMED}"
+                                                                      for word in ("in", "into", "to"))))
 _LANG_SAMPLE = 1_000
 _CODE_SPAN = re.compile(r"(?s)```.*?```|`[^`\n]*`")
 
@@ -344,8 +371,8 @@ def _dominant(counts: dict[str, int]) -> str:
 
 
 def _latin_language(low: str) -> str:
-    words = _WORD.findall(low)
-    hits = {lang: sum(1 for word in words if word in stop) for lang, stop in _STOPWORDS.items()}
+    counts = Counter(_WORD.findall(low))
+    hits = {lang: sum(counts[word] for word in counts.keys() & stop) for lang, stop in _STOPWORDS.items()}
     ranked = sorted(hits.items(), key=lambda item: -item[1])
     (best, n), (_, runner_up) = ranked[0], ranked[1]
     return best if n >= 3 and n >= 3 * max(runner_up, 1) else ""
