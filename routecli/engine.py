@@ -261,19 +261,20 @@ class PriceMemo:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._minute: datetime | None = None
+        self._minute = -1  # minutes since the epoch
         self._known: dict[tuple[Usage, ModelRef], Price] = {}
 
     def __call__(self, usage: Usage, ref: ModelRef) -> Price:
-        from routecli.pricing import price
-
-        minute = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        minute = int(time.time() // 60)
         if minute != self._minute or len(self._known) >= self.MAX_ENTRIES:
             self._minute, self._known = minute, {}
         key = (usage, ref)
-        if key not in self._known:
-            self._known[key] = price(usage, ref, self.config, at=minute)
-        return self._known[key]
+        known = self._known.get(key)
+        if known is None:
+            from routecli.pricing import price
+
+            known = self._known[key] = price(usage, ref, self.config, at=datetime.fromtimestamp(minute * 60, timezone.utc))
+        return known
 
 
 def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config,

@@ -92,10 +92,11 @@ class Model:
 
     def reasons(self, parts: list[Part], signals: dict[str, Any]) -> tuple[str, ...]:
         """The few features that moved the score most, signed, e.g. "code (python) +0.42"."""
-        ranked = sorted(parts, key=lambda p: (-abs(p[1]), p[0]))  # ties by name: same prompt, same words
+        # ties by name: same prompt, same words; the many small changes are left out before sorting
+        ranked = sorted((p for p in parts if abs(p[1]) >= _MIN_REASON), key=lambda p: (-abs(p[1]), p[0]))
         out: list[str] = []
         for key, change, above in ranked:
-            if abs(change) < _MIN_REASON or len(out) == REASONS:
+            if len(out) == REASONS:
                 break
             text = describe(key, signals.get(key), above)
             if not any(reason.startswith(text) for reason in out):  # chars and est_tokens read alike

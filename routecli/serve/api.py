@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from routecli.errors import BudgetError, ConfigError, ProviderError, RoutecliError, UsageError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 FINISH = {"max_tokens": "length", "MAX_TOKENS": "length", "length": "length", "end_turn": "stop", "STOP": "stop",
           "stop_sequence": "stop", "tool_use": "tool_calls", "cached": "stop"}
+_NOWHERE = Path("/nonexistent")  # image paths are never read from the server's disk (to_request drops them)
 PROVIDER_STATUS = {"rate_limit": 429, "timeout": 504, "auth": 502, "not_found": 404, "bad_request": 400,
                    "context_window": 400, "refusal": 422, "open_circuit": 503}
 
@@ -142,9 +144,7 @@ def to_request(body: dict[str, Any]) -> Request:
         fields["router"] = model
     elif model and model != "auto":
         fields["tier" if model.startswith("tier:") else "model"] = model.removeprefix("tier:")
-    from pathlib import Path
-
-    return _request(fields, Path("/nonexistent"))  # image paths are never read from the server's disk
+    return _request(fields, _NOWHERE)
 
 
 def completion(outcome: Outcome) -> dict[str, Any]:

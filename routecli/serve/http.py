@@ -147,11 +147,11 @@ async def _next_request(requests: _Requests, reader: asyncio.StreamReader,
     return requests.done.popleft()
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    return _REASONS.get(status, "")
 
 
 def _head(response: HttpResponse, close: bool) -> bytes:
