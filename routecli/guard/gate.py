@@ -128,10 +128,12 @@ class Gate:
     # ------------------------------------------------------------ response cache
 
     def cache_key(self, request: Request, ref: ModelRef) -> CacheKey | None:
+        if not self.use_cache:
+            return None
         from routecli.guard.cache import cache_key, cacheable
         from routecli.guard.similar import scope
 
-        if not self.use_cache or not cacheable(request):
+        if not cacheable(request):
             return None
         settings = self.config.guards.cache
         near = scope(request, ref, self.config.default_max_tokens) if settings.similar else None
