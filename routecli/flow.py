@@ -204,13 +204,23 @@ class Policy:
         self.judge(journey, outcome)
         fill_assessment(row, outcome)
 
-    def judge(self, journey: Journey, outcome: Outcome) -> None:
-        """The answer's confidence and what looked weak, on the outcome (fill_assessment copies them to its row)."""
+    def expect(self, journey: Journey, decision: Decision) -> Any:
+        """The request's side of judge(), which can be worked out before the answer arrives."""
+        if getattr(self.config, "escalation", None) is None:
+            return None
+        from routecli.routing.assess import expect
+
+        return expect(journey.request, decision.verdict.signals)
+
+    def judge(self, journey: Journey, outcome: Outcome, asked: Any = None) -> None:
+        """The answer's confidence and what looked weak, on the outcome (fill_assessment copies them
+        to its row); `asked` is expect()'s, if it was worked out already."""
         if getattr(self.config, "escalation", None) is None or outcome.reply is None:
             return
         from routecli.routing.assess import assess
 
-        assessment = assess(journey.request, outcome.reply, signals=dict(outcome.decision.verdict.signals))
+        assessment = assess(journey.request, outcome.reply, signals=dict(outcome.decision.verdict.signals),
+                            asked=asked)
         outcome.confidence = assessment.confidence
         outcome.assessment_reasons = tuple(assessment.reasons)
 

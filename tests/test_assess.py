@@ -326,3 +326,24 @@ def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
     for phrases, fast in ((module._REFUSAL_PHRASES, module._REFUSAL), (module._HEDGE_PHRASES, module._HEDGE)):
         plain = re.compile(r"(?i)\b(?:" + "|".join(phrases) + ")")
         assert bool(fast.search(module._fold(text))) == bool(plain.search(text)), text
+
+
+@pytest.mark.parametrize("prompt, answer", [
+    ("Réponds en français : pourquoi le ciel est-il bleu ? Explique le pour moi et pour les enfants de la classe.",
+     "The sky is blue because the air scatters the blue of the light more than the red, and that is what we see."),
+    ("Return the result as a JSON object with the keys name and age for the user in this text", "name: Bob, age: 3"),
+    ("Write a python function that reverses a list, and explain why it works step by step",
+     "```python\ndef rev(xs):\n    return xs[::-1\n```"),
+    ("In one sentence: why do cats purr?", "I’m sorry, but I can’t help with that."),
+    ("Prove that there are infinitely many primes, step by step, and explain each step.", "Yes."),
+])
+def test_the_request_side_worked_out_ahead_gives_the_same_assessment(prompt, answer):
+    from routecli.routing.assess import expect
+    from routecli.routing.signals import extract_signals
+
+    request = Request((Message("user", prompt),))
+    reply = Reply(answer, None, "m", "stop", None, 0.0)
+    signals = extract_signals(request)
+    ahead = assess(request, reply, signals=signals, asked=expect(request, signals))
+    assert ahead == assess(request, reply, signals=signals) == assess(request, reply)
+    assert ahead.reasons  # each case trips a check, so the comparison is not between two clean answers

@@ -130,6 +130,42 @@ def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isol
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
 
+def test_the_request_side_of_the_assessment_is_ready_when_the_answer_arrives(vendor, isolated_home):
+    """Worked out while the upstream model answers, so the answer only waits for its own side;
+    the confidence is the same as assessing it all at once, in the answer and in its row."""
+    import asyncio
+
+    from routecli.config import db_location, load_config
+    from routecli.domain import Message, Request
+    from routecli.keys import KeyRing
+    from routecli.routing.assess import assess
+    from routecli.serve.relay import Relay
+    from routecli.store import open_store
+
+    config = load_config()
+    store = open_store(db_location())
+    seen = []
+
+    async def main():
+        relay = Relay(config, KeyRing(config), store)
+        judge = relay.policy.judge
+        relay.policy.judge = lambda journey, outcome, asked=None: (seen.append(asked), judge(journey, outcome, asked))
+        relay.start()
+        request = Request((Message("user", "What colour is the sky? [[delay=0.05]]"),))
+        outcome = await relay.answer(request, relay.decide(request), caller=None)
+        await relay.close()
+        return request, outcome
+
+    try:
+        request, outcome = asyncio.run(main())
+    finally:
+        store.close()
+    assert len(seen) == 1 and seen[0] is not None and "what colour is the sky" in seen[0].text
+    alone = assess(request, outcome.reply, signals=dict(outcome.decision.verdict.signals))
+    [row] = ledger_rows()
+    assert outcome.confidence == alone.confidence == row.confidence and outcome.assessment_reasons == alone.reasons
+
+
 def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home, capsys):
     """The answer that went out before its commit failed cannot carry the error: serve says it on
     stderr, and refuses every later request before paying for a call it could not record."""

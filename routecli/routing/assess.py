@@ -68,10 +68,40 @@ class Assessment:
     reasons: tuple[str, ...]  # names of the checks that fired, strongest first
 
 
-def assess(request: Request, reply: Reply, *, signals: Mapping[str, Any] | None = None) -> Assessment:
-    """Confidence in reply as an answer to request; `signals` reuses the router's, if at hand."""
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a request asks of its answer (a format, code, brevity, a language): read from the
+    request alone, so it can be worked out before the answer exists (serve does, while the
+    upstream model answers)."""
+
+    text: str  # the system prompt and the last user message, windowed, lowercase
+    json: bool
+    code: bool
+    brief: bool
+    complex: bool | None  # None: the router's signals were not at hand, worked out if the answer is short
+    language_named: bool  # a translation, or an answer in a named language
+    prose: str  # text without code spans
+    latin: str  # the Latin-script language of prose, or ""
+
+
+def expect(request: Request, signals: Mapping[str, Any] | None = None) -> Asked | None:
+    """The request's side of the checks; None if it cannot be read (assess() then says why)."""
     try:
-        found = indicators(request, reply, signals)
+        text = _asked_text(request)
+        prose = _CODE_SPAN.sub(" ", text)
+        return Asked(text, "json" in text and bool(_JSON_ASKED.search(text)), bool(_CODE_ASKED.search(text)),
+                     bool(_BREVITY.search(text)), None if signals is None else _complex(signals),
+                     bool(_LANGUAGE_NAMED.search(text)), prose, _latin_language(prose))
+    except Exception:
+        return None
+
+
+def assess(request: Request, reply: Reply, *, signals: Mapping[str, Any] | None = None,
+           asked: Asked | None = None) -> Assessment:
+    """Confidence in reply as an answer to request; `signals` reuses the router's, `asked` the
+    request's side of the checks (expect()), if at hand."""
+    try:
+        found = indicators(request, reply, signals, asked)
     except Exception:  # a check tripping on odd input must not cost the answer; it says so instead
         return Assessment(0.5, ("assess_failed",))
     return score(found)
@@ -85,12 +115,16 @@ def score(found: Mapping[str, float]) -> Assessment:
     return Assessment(round(confidence, 4), tuple(ranked))
 
 
-def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None = None) -> dict[str, float]:
+def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None = None,
+               asked: Asked | None = None) -> dict[str, float]:
     """Every check's value (0..1), only the ones that fired; the features the weights were fitted on."""
     text = reply.text if isinstance(reply.text, str) else ""
     if not text.strip():
         return {"empty": 1.0}
-    asked = _asked_text(request)
+    if asked is None:
+        asked = expect(request, signals)
+        if asked is None:
+            raise ValueError("the request could not be read")
     finish = normalise_finish_reason(reply.finish_reason)
     found: dict[str, float] = {}
     if finish == "content_filter":
@@ -105,14 +139,14 @@ def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None
     if cut:
         found[cut] = 1.0
     blocks = _fenced_blocks(text)
-    if "json" in asked and _JSON_ASKED.search(asked) and not _json_found(text, blocks):  # the regex is not cheap
+    if asked.json and not _json_found(text, blocks):
         found["json_invalid"] = 1.0
-    code_state = _python_state(blocks, asked)
+    code_state = _python_state(blocks, asked.text)
     if code_state == "bad":
         found["code_unparseable"] = 1.0
-    if _CODE_ASKED.search(asked) and not blocks and not _INDENTED_CODE.search(text):
+    if asked.code and not blocks and not _INDENTED_CODE.search(text):
         found["code_missing"] = 1.0
-    short = _too_short(text, asked, signals, request)
+    short = _too_short(text, asked, request)
     if short:
         found["too_short_for_complex"] = short
     if _language_mismatch(asked, text):
@@ -283,15 +317,16 @@ _SHORT_AT = 80  # characters: an answer this short to a complex request counts f
 _LONG_ENOUGH = 1200  # characters: from here on, length says nothing
 
 
-def _too_short(text: str, asked: str, signals: Mapping[str, Any] | None, request: Request) -> float:
+def _too_short(text: str, asked: Asked, request: Request) -> float:
     size = len(text.strip())
-    if size >= _LONG_ENOUGH or _BREVITY.search(asked):
+    if size >= _LONG_ENOUGH or asked.brief:
         return 0.0
-    if signals is None:
+    complex_ask = asked.complex
+    if complex_ask is None:
         from routecli.routing.signals import extract_signals
 
-        signals = extract_signals(request)
-    if not _complex(signals):
+        complex_ask = _complex(extract_signals(request))
+    if not complex_ask:
         return 0.0
     ramp = math.log(_LONG_ENOUGH / max(size, 1)) / math.log(_LONG_ENOUGH / _SHORT_AT)
     return round(min(1.0, ramp), 3)
@@ -335,25 +370,26 @@ _LANG_SAMPLE = 1_000
 _CODE_SPAN = re.compile(r"(?s)```.*?```|`[^`\n]*`")
 
 
-def _language_mismatch(asked: str, text: str) -> bool:
+def _language_mismatch(asked: Asked, text: str) -> bool:
     """Conservative: only a clear switch of script, or of Latin language, counts; never on translation."""
-    if _LANGUAGE_NAMED.search(asked):
+    if asked.language_named:
         return False
     prose = _CODE_SPAN.sub(" ", text[:_LANG_SAMPLE * 3])[:_LANG_SAMPLE]
-    asked_prose = _CODE_SPAN.sub(" ", asked)
-    if asked_prose.isascii() and prose.isascii():  # both Latin script: only the language can differ
-        return _latin_mismatch(asked_prose, prose)
-    asked_scripts, answer_scripts = _script_counts(asked_prose), _script_counts(prose)
+    if asked.prose.isascii() and prose.isascii():  # both Latin script: only the language can differ
+        return _latin_mismatch(asked.latin, prose)
+    asked_scripts, answer_scripts = _script_counts(asked.prose), _script_counts(prose)
     asked_main, answer_main = _dominant(asked_scripts), _dominant(answer_scripts)
     if asked_main and answer_main and asked_main != answer_main:
         # a prompt that holds any of the answer's script (a question under pasted code) allows it
         return asked_scripts.get(answer_main, 0) < 3
-    return asked_main == answer_main == "latin" and _latin_mismatch(asked_prose, prose)
+    return asked_main == answer_main == "latin" and _latin_mismatch(asked.latin, prose)
 
 
-def _latin_mismatch(asked_low: str, prose: str) -> bool:
-    asked_lang, answer_lang = _latin_language(asked_low), _latin_language(prose.lower())
-    return bool(asked_lang and answer_lang and asked_lang != answer_lang)
+def _latin_mismatch(asked_lang: str, prose: str) -> bool:
+    if not asked_lang:  # no language to differ from: the answer's is not worth working out
+        return False
+    answer_lang = _latin_language(prose.lower())
+    return bool(answer_lang and asked_lang != answer_lang)
 
 
 def _script_counts(text: str) -> dict[str, int]:

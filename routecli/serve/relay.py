@@ -146,6 +146,10 @@ class Relay:
     async def _call(self, journey: Journey, decision: Decision, key: Any,
                     emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
         slot = self.policy.claim(journey)
+        asked: list[Any] = []
+        # The request's side of the answer's assessment is worked out while the model answers:
+        # this runs once the call below has sent the request and waits.
+        asyncio.get_running_loop().call_soon(lambda: asked.append(self.policy.expect(journey, decision)))
         started = time.perf_counter()
         try:
             provider = self._provider(decision.model.provider)
@@ -155,7 +159,7 @@ class Relay:
         except ProviderError as exc:
             return await self._failed(journey, decision, slot, exc, started, sent)
         outcome = price_reply(slot.id, decision, reply, self.config, self.price_of)
-        self.policy.judge(journey, outcome)
+        self.policy.judge(journey, outcome, asked[0] if asked else None)
         if self._answer_waits_for_ledger:
             row = self._ok_row(journey, decision, slot, outcome)
             await self._record(row)
