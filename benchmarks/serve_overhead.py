@@ -5,18 +5,24 @@
 The upstream is tests/fakevendor.py with a fixed latency per answer (per level: the fake vendor
 is a Python thread server on the same 2 cores, so at 64 clients its latency must leave it
 enough requests per second to keep up, or the figures measure its queue, not routecli). For each concurrency level,
-the same client (httpx, keep-alive) sends the same OpenAI chat requests once straight to the
-fake vendor and once through `routecli serve` (model "auto": the classifier, the guards and the
-ledger all run), and the script prints p50/p99 of each and the overhead two ways: the difference of the two
+the same client (httpx, keep-alive) sends the same OpenAI chat requests straight to the fake
+vendor and through `routecli serve` (model "auto": the classifier, the guards and the ledger all
+run), and the script prints p50/p99 of each and the overhead two ways: the difference of the two
 paths' percentiles, and the percentiles of the request-by-request differences (each client asks
-for the same upstream delays on both paths, so request i of client c is the same work either way;
+for the same upstream delays on every path, so request i of client c is the same work either way;
 with +-20% jitter on the delay, this pairing removes the spread the jitter adds to the first).
-Each client's first request (connection set-up, and at 64 clients one burst of all of them) is a
-warm-up on both paths and left out. Directly and through serve alternate in rounds so both see
-the same machine load. Target (issue 8): p50 overhead under 2 ms.
+Target (issue 8): p50 overhead under 2 ms.
 
-Each round also sends the same requests through benchmarks/minimal_relay.py, a relay that only
-forwards (asyncio and h11, as serve uses; no routing, no ledger), pinned like serve: the
+The paths take turns, so a spell of noise on the machine (this VM has them: the direct path's
+own p99 jumps from tens to hundreds of ms for a while) falls on all of them alike rather than on
+whichever path was being measured then. At 1 client each request goes to every path in turn,
+back to back, the order rotating from one request to the next (each path's first request opens
+its connection and is left out). At 64 clients each path in turn gets 64 clients on fresh
+connections sending --requests requests, round after round (--rounds), the order rotating each
+round; each client's first request (connection set-up, in one burst of all 64) is left out.
+
+The same requests also go through benchmarks/minimal_relay.py, a third path: a relay that only
+forwards (asyncio and httptools, as serve uses; no routing, no ledger), pinned like serve: the
 overhead any Python relay has on this machine, measured beside serve's. On the 2-CPU test VM
 code that runs after its CPU sat idle for a few milliseconds runs several times slower than
 back to back, and each request wakes the relay twice (the request, then the upstream's answer),
@@ -35,7 +41,6 @@ import asyncio
 import gc
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,43 +76,93 @@ def _listening(process: subprocess.Popen) -> tuple[subprocess.Popen, str]:
     return process, line.split("listening on ", 1)[1].split()[0]
 
 
-async def measure(url: str, headers: dict, body: dict, requests: int, concurrency: int,
-                  delay: float, jitter: float) -> dict[tuple[int, int], float]:
-    """Milliseconds per request, keyed by (client, request number): the same key asks the
-    upstream for the same latency on both paths, so the two runs can be compared request by request."""
-    import httpx
+class Route:
+    """One path to the upstream: its chat URL, headers, body template and (for CPU time) its process."""
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    times: dict[tuple[int, int], float] = {}
+    def __init__(self, name: str, url: str, headers: dict, body: dict, pid: int | None) -> None:
+        self.name, self.url, self.headers, self.body, self.pid = name, url, headers, body, pid
+        self.times: dict[tuple[int, int, int], float] = {}  # (round, client, request) -> ms
+        self.cpu_seconds = 0.0
+        self.sent = 0
+
+
+async def run_level(routes: list[Route], concurrency: int, latency: float, requests: int, rounds: int,
+                    jitter: float) -> None:
+    """Every route, taking turns (see the module docstring); fills each route's times."""
     # The load generator's own collector pauses (one full collection stalled every request in
-    # flight by ~200 ms, whichever path was being measured) are not serve's overhead.
+    # flight by ~200 ms, whichever route was being measured) are not serve's overhead.
     gc.collect()
     gc.disable()
     try:
-        await _run_clients(url, headers, body, requests, concurrency, delay, jitter, limits, times)
+        if concurrency == 1:
+            await _one_client(routes, latency, requests * rounds, jitter)
+        else:
+            for turn in range(rounds):
+                for k in range(len(routes)):
+                    route = routes[(turn + k) % len(routes)]  # the order rotates: no route always goes first
+                    await _clients(route, concurrency, latency, requests, jitter, turn)
     finally:
         gc.enable()
-    return times
 
 
-async def _run_clients(url: str, headers: dict, body: dict, requests: int, concurrency: int, delay: float,
-                       jitter: float, limits: object, times: dict[tuple[int, int], float]) -> None:
+async def _one_client(routes: list[Route], latency: float, requests: int, jitter: float) -> None:
     import httpx
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        async def worker(count: int, seed: int) -> None:
-            rng = random.Random(seed)  # the same latencies for the direct and the routed run
-            for i in range(count):
-                started = time.perf_counter()
-                wait = delay * (1 + rng.uniform(-jitter, jitter))
-                text = f"question {i} please [[delay={wait:.4f}]]"
-                payload = {**body, "messages": [{"role": "user", "content": text}]}
-                response = await client.post(url, json=payload, headers=headers)
-                response.raise_for_status()
-                times[seed, i] = (time.perf_counter() - started) * 1000
+    clients = [httpx.AsyncClient(timeout=30) for _ in routes]
+    try:
+        for route, client in zip(routes, clients):
+            await _send(client, route, latency)  # opens the connection: a warm-up, not measured
+        rng = random.Random(0)
+        for i in range(requests):
+            wait = latency * (1 + rng.uniform(-jitter, jitter))
+            for k in range(len(routes)):
+                at = (i + k) % len(routes)  # the order rotates: no route always goes first
+                route = routes[at]
+                started = _cpu(route)
+                route.times[0, 0, i] = await _send(clients[at], route, wait, f"question {i} please")
+                _count(route, started, 1)
+    finally:
+        for client in clients:
+            await client.aclose()
 
-        per = max(1, requests // concurrency)
-        await asyncio.gather(*(worker(per, seed) for seed in range(concurrency)))
+
+async def _clients(route: Route, concurrency: int, latency: float, requests: int, jitter: float, turn: int) -> None:
+    """`concurrency` clients on fresh connections, `requests` in all; each one's first request (the
+    connection set-up, in one burst with all the others) is not measured."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient, seed: int) -> None:
+        rng = random.Random(turn * 1000 + seed)  # the same latencies on every route
+        for i in range(max(2, requests // concurrency)):
+            wait = latency * (1 + rng.uniform(-jitter, jitter))
+            ms = await _send(client, route, wait, f"question {i} please")
+            if i:
+                route.times[turn, seed, i] = ms
+
+    started = _cpu(route)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await asyncio.gather(*(worker(client, seed) for seed in range(concurrency)))
+    _count(route, started, max(2, requests // concurrency) * concurrency)
+
+
+async def _send(client, path: Route, wait: float, text: str = "warm up") -> float:
+    payload = {**path.body, "messages": [{"role": "user", "content": f"{text} [[delay={wait:.4f}]]"}]}
+    started = time.perf_counter()
+    response = await client.post(path.url, json=payload, headers=path.headers)
+    response.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def _cpu(path: Route) -> float:
+    return _cpu_seconds(path.pid) if path.pid else 0.0
+
+
+def _count(path: Route, started: float, sent: int) -> None:
+    if path.pid:
+        path.cpu_seconds += _cpu_seconds(path.pid) - started
+    path.sent += sent
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -126,25 +181,27 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(level: int, latency: float, direct: dict, routed: dict, cpu_ms: float) -> None:
-    # Each client's first request opens its connection and, at 64 clients, lands in one burst
-    # with all the others: a warm-up on both paths, left out of the figures.
-    keys = [key for key in direct if key in routed and key[2] > 0]
-    d = [direct[key] for key in keys]
-    r = [routed[key] for key in keys]
-    paired = [routed[key] - direct[key] for key in keys]
+def report(level: int, latency: float, direct: Route, serve: Route, relay: Route) -> None:
+    keys = [key for key in direct.times if key in serve.times]
+    d = [direct.times[key] for key in keys]
+    r = [serve.times[key] for key in keys]
+    paired = [serve.times[key] - direct.times[key] for key in keys]
+    floor = [relay.times[key] - direct.times[key] for key in keys if key in relay.times]
     print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms, {len(keys)} requests: "
           f"direct p50 {pct(d, .5):.2f} p99 {pct(d, .99):.2f} ms | via serve p50 {pct(r, .5):.2f} p99 {pct(r, .99):.2f} ms")
     print(f"      overhead: difference of p50s {pct(r, .5) - pct(d, .5):+.2f} ms, of p99s {pct(r, .99) - pct(d, .99):+.2f} ms; "
           f"request by request (same client, same upstream delay) p50 {pct(paired, .5):+.2f} ms "
-          f"p99 {pct(paired, .99):+.2f} ms; serve's own CPU {cpu_ms:.2f} ms per request", flush=True)
+          f"p99 {pct(paired, .99):+.2f} ms; serve's own CPU {serve.cpu_seconds * 1000 / serve.sent:.2f} ms per request")
+    print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py), same run: request by request "
+          f"p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
+          f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--levels", default="1:0.02,64:0.5", help="concurrency:latency pairs")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="each path gets --requests x --rounds requests")
     parser.add_argument("--jitter", type=float, default=0.2,
                         help="upstream latency varies by +-this share (0: every client in lock step, which makes "
                              "64 requests arrive in the same instant, wave after wave)")
@@ -156,7 +213,8 @@ def main() -> None:
 
     cpus = sorted(os.sched_getaffinity(0))
     root, vendor = fakevendor.start_server(key=KEY)
-    print(f"serve overhead: {len(cpus)} CPUs, {args.requests} requests x {args.rounds} rounds per level")
+    print(f"serve overhead: {len(cpus)} CPUs, {args.requests * args.rounds} requests per path and level, the paths "
+          "taking turns")
     try:
         for layout in args.layouts.split(","):
             if layout == "own-core" and len(cpus) < 2:
@@ -175,8 +233,12 @@ def main() -> None:
                 try:
                     for pair in args.levels.split(","):
                         level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
-                        run_level(args, root, {"serve": (url, serve.pid), "relay": (relay_url, relay.pid)},
-                                  level, latency)
+                        routes = [Route("direct", root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+                                       {"model": "gpt-5.4-nano"}, None),
+                                  Route("serve", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid),
+                                  Route("relay", relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid)]
+                        asyncio.run(run_level(routes, level, latency, args.requests, args.rounds, args.jitter))
+                        report(level, latency, *routes)
                 finally:
                     for process in (serve, relay):
                         process.terminate()
@@ -184,32 +246,6 @@ def main() -> None:
     finally:
         pin(os.getpid(), set(cpus))
         fakevendor.stop_server(vendor)
-
-
-def run_level(args: argparse.Namespace, root: str, paths: dict[str, tuple[str, int]], level: int,
-              latency: float) -> None:
-    """Direct, then each path in turn, round after round; paths maps a name to (url, pid)."""
-    direct: dict[tuple[int, int, int], float] = {}
-    routed: dict[str, dict[tuple[int, int, int], float]] = {name: {} for name in paths}
-    cpu_ms: dict[str, list[float]] = {name: [] for name in paths}
-    sent = max(1, args.requests // level) * level
-    for run in range(args.rounds):
-        for key, ms in asyncio.run(measure(root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                           {"model": "gpt-5.4-nano"}, args.requests, level, latency,
-                                           args.jitter)).items():
-            direct[run, *key] = ms
-        for name, (url, pid) in paths.items():
-            cpu = _cpu_seconds(pid)
-            for key, ms in asyncio.run(measure(url + "/v1/chat/completions", {}, {"model": "auto"},
-                                               args.requests, level, latency, args.jitter)).items():
-                routed[name][run, *key] = ms
-            cpu_ms[name].append((_cpu_seconds(pid) - cpu) * 1000 / sent)
-    report(level, latency, direct, routed["serve"], statistics.mean(cpu_ms["serve"]))
-    keys = [key for key in direct if key in routed["relay"] and key[2] > 0]
-    floor = [routed["relay"][key] - direct[key] for key in keys]
-    print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py), same run: request by request "
-          f"p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
-          f"{statistics.mean(cpu_ms['relay']):.2f} ms per request", flush=True)
 
 
 if __name__ == "__main__":
