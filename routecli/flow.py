@@ -219,8 +219,7 @@ class Policy:
             return
         from routecli.routing.assess import assess
 
-        assessment = assess(journey.request, outcome.reply, signals=dict(outcome.decision.verdict.signals),
-                            asked=asked)
+        assessment = assess(journey.request, outcome.reply, signals=outcome.decision.verdict.signals, asked=asked)
         outcome.confidence = assessment.confidence
         outcome.assessment_reasons = tuple(assessment.reasons)
 

@@ -30,6 +30,10 @@ from routecli.providers.base import (
 from routecli.providers.pool import PooledClient, SlotPool
 
 
+# json.dumps with these options would build an encoder per call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def make_async_client(cfg: ProviderConfig, connections: int) -> PooledClient:
     from routecli.providers import timeout_for
 
@@ -74,7 +78,7 @@ class AsyncHttpProvider(HttpProvider):
         )
 
     async def _once(self, call: HttpCall, ctx: CallContext) -> ParsedReply:  # type: ignore[override]
-        body = json.dumps(call.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        body = _ENCODER.encode(call.json).encode()
         try:
             answer = await self.client.exchange(call.method, call.url, call.headers, body)
         except httpx.TransportError as exc:

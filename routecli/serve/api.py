@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 FINISH = {"max_tokens": "length", "MAX_TOKENS": "length", "length": "length", "end_turn": "stop", "STOP": "stop",
           "stop_sequence": "stop", "tool_use": "tool_calls", "cached": "stop"}
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False) builds one per call
 _NOWHERE = Path("/nonexistent")  # image paths are never read from the server's disk (to_request drops them)
 PROVIDER_STATUS = {"rate_limit": 429, "timeout": 504, "auth": 502, "not_found": 404, "bad_request": 400,
                    "context_window": 400, "refusal": 422, "open_circuit": 503}
@@ -224,7 +225,7 @@ def _chunk(chat_id: str, created: int, model: str, delta: dict, finish: str | No
 
 
 def _sse(data: dict) -> bytes:
-    return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+    return b"data: " + _ENCODER.encode(data).encode() + b"\n\n"
 
 
 def _money(value: Any) -> str | None:
@@ -232,7 +233,7 @@ def _money(value: Any) -> str | None:
 
 
 def _json(status: int, body: dict, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
-    return HttpResponse(status, json.dumps(body, ensure_ascii=False).encode(), headers or [])
+    return HttpResponse(status, _ENCODER.encode(body).encode(), headers or [])
 
 
 def _error(status: int, message: str, code: str) -> HttpResponse:
