@@ -45,6 +45,9 @@ class ModelCaps:
     context_window: int | None = None  # tokens; None: ask genai-prices, else assume it fits
 
 
+_NO_CAPS = ModelCaps()  # frozen: one for every model the config says nothing about
+
+
 @dataclass(frozen=True, slots=True)
 class PriceOverride:
     """USD per million tokens; replaces genai-prices for one model (or "provider:*")."""
@@ -121,7 +124,7 @@ class Config:
             ) from None
 
     def caps(self, ref: ModelRef) -> ModelCaps:
-        return self.models.get(str(ref), ModelCaps())
+        return self.models.get(str(ref), _NO_CAPS)
 
     def price_override(self, ref: ModelRef) -> PriceOverride | None:
         return self.prices.get(str(ref)) or self.prices.get(f"{ref.provider}:*")
