@@ -309,7 +309,7 @@ def test_shipped_weights_match_a_fresh_fit():
     assert BIAS == fitter.shipped_bias()
 
 
-# The phrase regexes run lowercase on _fold(text), grouped by first letter, for speed; they must
+# The phrase regexes run lowercase on fold(text), grouped by first letter, for speed; they must
 # find a phrase exactly where the plain `(?i)\b(?:...)` form of the same phrases does.
 _CASE_TRICKS = "iIİınNsSſaAkKKmMoOtT'’ ,.-_1%\n"
 
@@ -322,10 +322,11 @@ def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
     import re
 
     from routecli.routing import assess as module
+    from routecli.routing.textscan import fold
 
     for phrases, fast in ((module._REFUSAL_PHRASES, module._REFUSAL), (module._HEDGE_PHRASES, module._HEDGE)):
         plain = re.compile(r"(?i)\b(?:" + "|".join(phrases) + ")")
-        assert bool(fast.search(module._fold(text))) == bool(plain.search(text)), text
+        assert bool(fast.search(fold(text))) == bool(plain.search(text)), text
 
 
 @pytest.mark.parametrize("prompt, answer", [

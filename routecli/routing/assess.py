@@ -17,11 +17,11 @@ import math
 import re
 import textwrap
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from routecli.domain import Reply, Request
+from routecli.routing.textscan import dominant, fold, latin_language, script_counts, word_start
 
 # What each vendor calls "the answer hit the token cap" and "a filter stopped it", normalised:
 # openai "length"/"content_filter", anthropic "max_tokens"/"refusal", gemini "MAX_TOKENS"/"SAFETY"...
@@ -91,7 +91,7 @@ def expect(request: Request, signals: Mapping[str, Any] | None = None) -> Asked 
         prose = _CODE_SPAN.sub(" ", text)
         return Asked(text, "json" in text and bool(_JSON_ASKED.search(text)), bool(_CODE_ASKED.search(text)),
                      bool(_BREVITY.search(text)), None if signals is None else _complex(signals),
-                     bool(_LANGUAGE_NAMED.search(text)), prose, _latin_language(prose))
+                     bool(_LANGUAGE_NAMED.search(text)), prose, latin_language(prose))
     except Exception:
         return None
 
@@ -130,10 +130,10 @@ def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None
     if finish == "content_filter":
         found["content_filter"] = 1.0
     # a refusal with little else; one followed by a full answer is a disclaimer (graded as usual)
-    if _REFUSAL.search(_fold(text[:400])) and len(text.strip()) < _REFUSAL_ONLY:
+    if _REFUSAL.search(fold(text[:400])) and len(text.strip()) < _REFUSAL_ONLY:
         found["refusal"] = 1.0
     # hedges in the middle of a long answer are mostly quoted or narrative ("I don't know," she said)
-    if _HEDGE.search(_fold(_window(text, 400, 400))):
+    if _HEDGE.search(fold(_window(text, 400, 400))):
         found["hedging"] = 1.0
     cut = _truncation(text, finish)
     if cut:
@@ -182,26 +182,7 @@ def _window(text: str, head: int = HEAD, tail: int = TAIL) -> str:
 
 # ---------------------------------------------------------------- refusals, hedges, truncation
 
-def _word_start(*alternatives: str) -> str:
-    """Regex alternatives matched where a word starts, as `\\b(?:a|b|...)` would, but grouped by
-    first letter: a pattern that opens with letters lets the regex engine skip to where they
-    occur, while one opening with \\b is tried at every position (~4x slower on an answer)."""
-    groups: dict[str, list[str]] = {}
-    for alternative in alternatives:
-        groups.setdefault(alternative[0], []).append(alternative[1:])
-    return "|".join(f"{first}(?<!\\w{first})(?:{'|'.join(rests)})" for first, rests in groups.items())
-
-
-# What str.lower() leaves that a case-insensitive regex matches to an ASCII letter: with these
-# mapped, a lowercase pattern on _fold(text) matches where the same pattern with (?i) on text does.
-_FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}  # İ, dotless ı, long ſ
-
-
-def _fold(text: str) -> str:
-    return text.translate(_FOLD).lower()
-
-
-# Searched in _fold(text): lowercase, at a word start.
+# Searched in fold(text): lowercase, at a word start.
 _REFUSAL_PHRASES = (
     r"i['’]?m sorry,? but", r"i am sorry,? but", r"i apologi[sz]e,? but", r"sorry, (?:but )?i can(?:not|['’]t)",
     r"i (?:cannot|can['’]t|can not|won['’]t|will not) (?:help|assist|provide|fulfil|comply|create|generate|"
@@ -216,8 +197,8 @@ _HEDGE_PHRASES = (
     r"not 100% sure", r"i(?:['’]?m| am) unsure", r"i don['’]?t have enough information",
     r"i do not have enough information",
 )
-_REFUSAL = re.compile(_word_start(*_REFUSAL_PHRASES))
-_HEDGE = re.compile(_word_start(*_HEDGE_PHRASES))
+_REFUSAL = re.compile(word_start(*_REFUSAL_PHRASES))
+_HEDGE = re.compile(word_start(*_HEDGE_PHRASES))
 _REFUSAL_ONLY = 600  # characters
 _FENCE_LINE = re.compile(r"\n[ \t]{0,3}```")  # not (?m)^: a literal first character is searched far faster
 
@@ -244,7 +225,7 @@ _JSON_ASKED = re.compile(
     r" (?:a |an |the |valid |strict )?json\b|json (?:object|format|array|only|schema|output|response))"
 )
 _CODE_ASKED = re.compile(
-    "(?:" + _word_start("write", "implement", "code", "create", "build", "give me", "show me", "generate")
+    "(?:" + word_start("write", "implement", "code", "create", "build", "give me", "show me", "generate")
     + r")\b[^.?!\n]{0,60}\b(?:function|script|program|class|code|snippet|query|regex|method)\b"
 )
 _INDENTED_CODE = re.compile(r"(?m)^(?: {4}|\t)\S")
@@ -308,7 +289,7 @@ def _python_state(blocks: list[tuple[str, str]], asked: str) -> str:
 # ---------------------------------------------------------------- length, language, repetition
 
 # Asks whose answer is short by design, or as long as the text given (a translation, a summary).
-_BREVITY = re.compile("(?:" + _word_start(
+_BREVITY = re.compile("(?:" + word_start(
     "one word", "single word", "yes or no", "briefly", "brief", "short answer", "in one sentence", "one sentence",
     "one line", "one-line", "just the", "only the", "tl;?dr", "concise", "in a few words", "no explanation",
     r"translat\w*", r"summar\w*", "rephrase", "reword", "paraphrase", "rewrite", "proofread", "fix the typos?",
@@ -344,27 +325,9 @@ def _complex(signals: Mapping[str, Any]) -> bool:
     return bool(signals.get("reasoning")) or number("math") > 0 or number("steps") >= 2 or number("est_tokens") >= 40
 
 
-# Scripts told apart by Unicode ranges; Latin-script languages by their commonest words.
-_SCRIPTS = {
-    "latin": re.compile(r"[A-Za-z\u00c0-\u024f]"),
-    "cyrillic": re.compile(r"[\u0400-\u04ff]"),
-    "cjk": re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]"),  # kana, han, hangul
-    "arabic": re.compile(r"[\u0600-\u06ff]"),
-    "greek": re.compile(r"[\u0370-\u03ff]"),
-    "hebrew": re.compile(r"[\u0590-\u05ff]"),
-    "devanagari": re.compile(r"[\u0900-\u097f]"),
-    "thai": re.compile(r"[\u0e00-\u0e7f]"),
-}
-_STOPWORDS = {
-    "en": frozenset("the and is are of to that with for this what how why which you it can from".split()),
-    "de": frozenset("der die das und ist nicht ich sie mit für ein eine auf wie warum den dem zu von".split()),
-    "fr": frozenset("le la les et est une des pour dans que qui pas avec sur vous pourquoi du au".split()),
-    "es": frozenset("el la los las y es una que para por con del como pero está porque al".split()),
-}
-_WORD = re.compile(r"[a-zà-ÿ]+")
 _LANGUAGES_NAMED = (r"(?:english|german|french|spanish|chinese|japanese|korean|russian|arabic|italian|portuguese|"
                     r"hindi|greek|hebrew|thai|dutch|polish|ukrainian)\b")
-_LANGUAGE_NAMED = re.compile("translat|übersetz|tradu|" + _word_start(*(f"{word} {_LANGUAGES_NAMED}"
+_LANGUAGE_NAMED = re.compile("translat|übersetz|tradu|" + word_start(*(f"{word} {_LANGUAGES_NAMED}"
                                                                       for word in ("in", "into", "to"))))
 _LANG_SAMPLE = 1_000
 _CODE_SPAN = re.compile(r"(?s)```.*?```|`[^`\n]*`")
@@ -377,8 +340,8 @@ def _language_mismatch(asked: Asked, text: str) -> bool:
     prose = _CODE_SPAN.sub(" ", text[:_LANG_SAMPLE * 3])[:_LANG_SAMPLE]
     if asked.prose.isascii() and prose.isascii():  # both Latin script: only the language can differ
         return _latin_mismatch(asked.latin, prose)
-    asked_scripts, answer_scripts = _script_counts(asked.prose), _script_counts(prose)
-    asked_main, answer_main = _dominant(asked_scripts), _dominant(answer_scripts)
+    asked_scripts, answer_scripts = script_counts(asked.prose), script_counts(prose)
+    asked_main, answer_main = dominant(asked_scripts), dominant(answer_scripts)
     if asked_main and answer_main and asked_main != answer_main:
         # a prompt that holds any of the answer's script (a question under pasted code) allows it
         return asked_scripts.get(answer_main, 0) < 3
@@ -388,30 +351,8 @@ def _language_mismatch(asked: Asked, text: str) -> bool:
 def _latin_mismatch(asked_lang: str, prose: str) -> bool:
     if not asked_lang:  # no language to differ from: the answer's is not worth working out
         return False
-    answer_lang = _latin_language(prose.lower())
+    answer_lang = latin_language(prose.lower())
     return bool(answer_lang and asked_lang != answer_lang)
-
-
-def _script_counts(text: str) -> dict[str, int]:
-    counts = {name: len(pattern.findall(text)) for name, pattern in _SCRIPTS.items()}
-    counts["cjk"] *= 3  # one CJK character carries about what three Latin letters do
-    return counts
-
-
-def _dominant(counts: dict[str, int]) -> str:
-    total = sum(counts.values())
-    if total < 20:
-        return ""
-    name = max(counts, key=lambda key: counts[key])
-    return name if counts[name] >= 0.8 * total else ""
-
-
-def _latin_language(low: str) -> str:
-    counts = Counter(_WORD.findall(low))
-    hits = {lang: sum(counts[word] for word in counts.keys() & stop) for lang, stop in _STOPWORDS.items()}
-    ranked = sorted(hits.items(), key=lambda item: -item[1])
-    (best, n), (_, runner_up) = ranked[0], ranked[1]
-    return best if n >= 3 and n >= 3 * max(runner_up, 1) else ""
 
 
 _REPEAT_MIN_LINES = 8
