@@ -114,8 +114,11 @@ class Connection:
         # one write, so one send(): the server wakes once, not for the head and again for the body
         self._writer.write(_request_head(method, target, headers) + body)
         try:
-            async with asyncio.timeout(write_timeout):
-                await self._writer.drain()
+            if self._writer.transport.get_write_buffer_size():  # usually sent at once: no timer to arm
+                async with asyncio.timeout(write_timeout):
+                    await self._writer.drain()
+            else:
+                await self._writer.drain()  # still raises if the connection was lost
         except TimeoutError:
             raise httpx.WriteTimeout(f"could not send within {write_timeout} s") from None
         except OSError as exc:
