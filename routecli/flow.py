@@ -29,7 +29,7 @@ REFUSED = frozenset({"content_filter", "refusal", "SAFETY", "PROHIBITED_CONTENT"
 @dataclass
 class Journey:
     request: Request
-    request_id: str
+    request_id: str  # "": drawn by Policy.claim() when the first row needs it (serve: while the model answers)
     source: str
     run_id: str | None
     chain_source: Any  # the fallbacks still to try, or a function that works them out on first need
@@ -99,12 +99,15 @@ class Policy:
 
     def claim(self, journey: Journey) -> Slot:
         """The next attempt's row id and place in the journey; its row can be built later."""
-        if journey.parent is None and journey.attempts <= 1:
+        first = journey.parent is None and journey.attempts <= 1
+        if first and journey.request_id:
             row_id = journey.request_id  # the first attempt's id is the request's id
         else:
             from routecli.store import new_id
 
             row_id = new_id()
+            if first:  # the request's id, drawn only now
+                journey.request_id = row_id
         slot = Slot(row_id, journey.step, journey.parent)
         journey.parent = row_id
         return slot

@@ -166,6 +166,38 @@ def test_the_request_side_of_the_assessment_is_ready_when_the_answer_arrives(ven
     assert outcome.confidence == alone.confidence == row.confidence and outcome.assessment_reasons == alone.reasons
 
 
+def test_an_escalated_request_keeps_one_request_id_and_its_chain(vendor, isolated_home):
+    """Serve draws the request's id while the first call waits; the escalation's row still
+    follows the first one and shares its request id."""
+    import asyncio
+
+    from routecli.config import db_location, load_config
+    from routecli.domain import Message, Request
+    from routecli.keys import KeyRing
+    from routecli.serve.relay import Relay
+    from routecli.store import open_store
+
+    config = load_config()
+    store = open_store(db_location())
+
+    async def main():
+        relay = Relay(config, KeyRing(config), store)
+        relay.start()
+        request = Request((Message("user", "Explain step by step why the sky is blue"),))
+        outcome = await relay.answer(request, relay.decide(request), caller=None)
+        await relay.close()
+        return outcome
+
+    try:
+        outcome = asyncio.run(main())
+    finally:
+        store.close()
+    first, second = sorted(ledger_rows(), key=lambda row: row.id)
+    assert (first.step, second.step) == ("first", "escalation")
+    assert first.request_id == second.request_id == first.id and second.parent_id == first.id
+    assert outcome.attempt_id == second.id and any("escalated" in note for note in outcome.history)
+
+
 def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home, capsys):
     """The answer that went out before its commit failed cannot carry the error: serve says it on
     stderr, and refuses every later request before paying for a call it could not record."""

@@ -17,7 +17,6 @@ from routecli.engine import Engine, Outcome, PriceMemo, fill_ok, mark_failed, pr
 from routecli.errors import BudgetError, ProviderError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
-from routecli.store import new_id
 from routecli.store.runs import Committer
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ class Relay:
         def chain() -> list:
             return fallback_chain(decision, request, self.config, self.keys.has, self.engine._window_of)
 
-        journey = Journey(request, new_id(), "serve", None, chain, caller=caller)
+        journey = Journey(request, "", "serve", None, chain, caller=caller)  # its id: see _call
         sent: list[str] = []
 
         def emit(delta: str) -> None:
@@ -145,11 +144,16 @@ class Relay:
 
     async def _call(self, journey: Journey, decision: Decision, key: Any,
                     emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
-        slot = self.policy.claim(journey)
-        asked: list[Any] = []
-        # The request's side of the answer's assessment is worked out while the model answers:
-        # this runs once the call below has sent the request and waits.
-        asyncio.get_running_loop().call_soon(lambda: asked.append(self.policy.expect(journey, decision)))
+        ahead: list[Any] = []
+
+        def prepare() -> None:
+            """What the answer needs but the call does not: the row's id (the request's, a ULID, on a
+            first attempt) and place, and the request's side of the answer's assessment."""
+            if not ahead:
+                ahead.extend((self.policy.claim(journey), self.policy.expect(journey, decision)))
+
+        # Runs once the call below has sent the request and waits for the model: off the answer's path.
+        asyncio.get_running_loop().call_soon(prepare)
         started = time.perf_counter()
         try:
             provider = self._provider(decision.model.provider)
@@ -157,9 +161,12 @@ class Relay:
                                             on_text=emit)
             refusal(reply, decision)
         except ProviderError as exc:
-            return await self._failed(journey, decision, slot, exc, started, sent)
+            prepare()
+            return await self._failed(journey, decision, ahead[0], exc, started, sent)
+        prepare()  # nothing to do unless the call never waited
+        slot, asked = ahead
         outcome = price_reply(slot.id, decision, reply, self.config, self.price_of)
-        self.policy.judge(journey, outcome, asked[0] if asked else None)
+        self.policy.judge(journey, outcome, asked)
         if self._answer_waits_for_ledger:
             row = self._ok_row(journey, decision, slot, outcome)
             await self._record(row)
