@@ -95,37 +95,55 @@ def test_rows_still_queued_at_shutdown_are_written(serve):
     assert sorted(row.prompt for row in ledger_rows()) == ["five", "four", "one", "three", "two"]
 
 
-@pytest.mark.parametrize("budget", [False, True])
-def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isolated_home, budget):
-    """In process, with no await between the answer and the look: under a budget the row is
-    already in; without one it is still queued, and close() writes it."""
+def in_process(body):
+    """Run `await body(relay)` against a Relay on the test's config and ledger, then close it; body's result."""
     import asyncio
 
     from routecli.config import db_location, load_config
-    from routecli.domain import Message, Request
     from routecli.keys import KeyRing
     from routecli.serve.relay import Relay
     from routecli.store import open_store
 
-    if budget:
-        path = isolated_home / "config.toml"
-        path.write_text(path.read_text() + "\n[budgets]\ndaily = 100.0\n")
     config = load_config()
     store = open_store(db_location())
 
     async def main():
         relay = Relay(config, KeyRing(config), store)
         relay.start()
-        request = Request((Message("user", "hello"),), model="openai:gpt-5.4-nano")
-        outcome = await relay.answer(request, relay.decide(request), caller=None)
-        at_answer = len(ledger_rows())
-        await relay.close()
-        return outcome, at_answer
+        try:
+            return await body(relay)
+        finally:
+            await relay.close()
 
     try:
-        outcome, at_answer = asyncio.run(main())
+        return asyncio.run(main())
     finally:
         store.close()
+
+
+def prompt(text, **fields):
+    from routecli.domain import Message, Request
+
+    return Request((Message("user", text),), **fields)
+
+
+def ask(relay, request):
+    return relay.answer(request, relay.decide(request), caller=None)
+
+
+@pytest.mark.parametrize("budget", [False, True])
+def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isolated_home, budget):
+    """In process, with no await between the answer and the look: under a budget the row is
+    already in; without one it is still queued, and close() writes it."""
+    if budget:
+        path = isolated_home / "config.toml"
+        path.write_text(path.read_text() + "\n[budgets]\ndaily = 100.0\n")
+
+    async def body(relay):
+        outcome = await ask(relay, prompt("hello", model="openai:gpt-5.4-nano"))
+        return outcome, len(ledger_rows())
+
+    outcome, at_answer = in_process(body)
     assert outcome.status == "ok" and at_answer == (1 if budget else 0)
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
@@ -133,33 +151,16 @@ def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isol
 def test_the_request_side_of_the_assessment_is_ready_when_the_answer_arrives(vendor, isolated_home):
     """Worked out while the upstream model answers, so the answer only waits for its own side;
     the confidence is the same as assessing it all at once, in the answer and in its row."""
-    import asyncio
-
-    from routecli.config import db_location, load_config
-    from routecli.domain import Message, Request
-    from routecli.keys import KeyRing
     from routecli.routing.assess import assess
-    from routecli.serve.relay import Relay
-    from routecli.store import open_store
 
-    config = load_config()
-    store = open_store(db_location())
-    seen = []
+    request, seen = prompt("What colour is the sky? [[delay=0.05]]"), []
 
-    async def main():
-        relay = Relay(config, KeyRing(config), store)
+    async def body(relay):
         judge = relay.policy.judge
         relay.policy.judge = lambda journey, outcome, asked=None: (seen.append(asked), judge(journey, outcome, asked))
-        relay.start()
-        request = Request((Message("user", "What colour is the sky? [[delay=0.05]]"),))
-        outcome = await relay.answer(request, relay.decide(request), caller=None)
-        await relay.close()
-        return request, outcome
+        return await ask(relay, request)
 
-    try:
-        request, outcome = asyncio.run(main())
-    finally:
-        store.close()
+    outcome = in_process(body)
     assert len(seen) == 1 and seen[0] is not None and "what colour is the sky" in seen[0].text
     alone = assess(request, outcome.reply, signals=dict(outcome.decision.verdict.signals))
     [row] = ledger_rows()
@@ -169,29 +170,7 @@ def test_the_request_side_of_the_assessment_is_ready_when_the_answer_arrives(ven
 def test_an_escalated_request_keeps_one_request_id_and_its_chain(vendor, isolated_home):
     """Serve draws the request's id while the first call waits; the escalation's row still
     follows the first one and shares its request id."""
-    import asyncio
-
-    from routecli.config import db_location, load_config
-    from routecli.domain import Message, Request
-    from routecli.keys import KeyRing
-    from routecli.serve.relay import Relay
-    from routecli.store import open_store
-
-    config = load_config()
-    store = open_store(db_location())
-
-    async def main():
-        relay = Relay(config, KeyRing(config), store)
-        relay.start()
-        request = Request((Message("user", "Explain step by step why the sky is blue"),))
-        outcome = await relay.answer(request, relay.decide(request), caller=None)
-        await relay.close()
-        return outcome
-
-    try:
-        outcome = asyncio.run(main())
-    finally:
-        store.close()
+    outcome = in_process(lambda relay: ask(relay, prompt("Explain step by step why the sky is blue")))
     first, second = sorted(ledger_rows(), key=lambda row: row.id)
     assert (first.step, second.step) == ("first", "escalation")
     assert first.request_id == second.request_id == first.id and second.parent_id == first.id
