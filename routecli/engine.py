@@ -273,7 +273,8 @@ class PriceMemo:
         if known is None:
             from routecli.pricing import price
 
-            known = self._known[key] = price(usage, ref, self.config, at=datetime.fromtimestamp(minute * 60, timezone.utc))
+            at = datetime.fromtimestamp(minute * 60, timezone.utc)
+            known = self._known[key] = price(usage, ref, self.config, at=at)
         return known
 
 

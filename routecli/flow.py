@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from routecli.engine import Engine, Outcome
     from routecli.guard.gate import Gate
     from routecli.keys import KeyRing
+    from routecli.routing.assess import Asked
     from routecli.store.budgets import Hold
 
 # finish reasons (as each vendor spells them) that mean the model declined to answer
@@ -207,7 +208,7 @@ class Policy:
         self.judge(journey, outcome)
         fill_assessment(row, outcome)
 
-    def expect(self, journey: Journey, decision: Decision) -> Any:
+    def expect(self, journey: Journey, decision: Decision) -> Asked | None:
         """The request's side of judge(), which can be worked out before the answer arrives."""
         if getattr(self.config, "escalation", None) is None:
             return None
@@ -215,7 +216,7 @@ class Policy:
 
         return expect(journey.request, decision.verdict.signals)
 
-    def judge(self, journey: Journey, outcome: Outcome, asked: Any = None) -> None:
+    def judge(self, journey: Journey, outcome: Outcome, asked: Asked | None = None) -> None:
         """The answer's confidence and what looked weak, on the outcome (fill_assessment copies them
         to its row); `asked` is expect()'s, if it was worked out already."""
         if getattr(self.config, "escalation", None) is None or outcome.reply is None:
