@@ -11,6 +11,8 @@ run), and the script prints p50/p99 of each and the overhead two ways: the diffe
 paths' percentiles, and the percentiles of the request-by-request differences (each client asks
 for the same upstream delays on every path, so request i of client c is the same work either way;
 with +-20% jitter on the delay, this pairing removes the spread the jitter adds to the first).
+Every reply reports token counts of its own (a `reasoning` directive), as real replies do: with
+the same counts on every reply, serve would price the first one and reuse that price.
 Target (issue 8): p50 overhead under 2 ms.
 
 The paths take turns, so a spell of noise on the machine (this VM has them: the direct path's
@@ -26,7 +28,9 @@ forwards (asyncio and httptools, as serve uses; no routing, no ledger), pinned l
 overhead any Python relay has on this machine, measured beside serve's. On the 2-CPU test VM
 code that runs after its CPU sat idle for a few milliseconds runs several times slower than
 back to back, and each request wakes the relay twice (the request, then the upstream's answer),
-so this floor is not small there.
+so this floor is not small there. Each level also prints the steal time of every CPU (from
+/proc/stat: the hypervisor running other guests while this VM had work), so a run taken in a
+noisy spell says so itself.
 
 Two layouts. "own-core": serve alone on one CPU, the load generator and the fake upstream on
 the rest, as in a deployment where the endpoint does not share its core with the programs
@@ -119,7 +123,7 @@ async def _one_client(routes: list[Route], latency: float, requests: int, jitter
                 at = (i + k) % len(routes)  # the order rotates: no route always goes first
                 route = routes[at]
                 started = _cpu(route)
-                route.times[0, 0, i] = await _send(clients[at], route, wait, f"question {i} please")
+                route.times[0, 0, i] = await _send(clients[at], route, wait, f"question {i} please", i)
                 _count(route, started, 1)
     finally:
         for client in clients:
@@ -137,7 +141,7 @@ async def _clients(route: Route, concurrency: int, latency: float, requests: int
         rng = random.Random(turn * 1000 + seed)  # the same latencies on every route
         for i in range(max(2, requests // concurrency)):
             wait = latency * (1 + rng.uniform(-jitter, jitter))
-            ms = await _send(client, route, wait, f"question {i} please")
+            ms = await _send(client, route, wait, f"question {i} please", seed * 1000 + i)
             if i:
                 route.times[turn, seed, i] = ms
 
@@ -147,8 +151,11 @@ async def _clients(route: Route, concurrency: int, latency: float, requests: int
     _count(route, started, max(2, requests // concurrency) * concurrency)
 
 
-async def _send(client, path: Route, wait: float, text: str = "warm up") -> float:
-    payload = {**path.body, "messages": [{"role": "user", "content": f"{text} [[delay={wait:.4f}]]"}]}
+async def _send(client, path: Route, wait: float, text: str = "warm up", tokens: int = 0) -> float:
+    # `reasoning` adds to the answer's token count: every reply has counts of its own, as real ones do,
+    # so serve prices each one afresh rather than finding the last reply's price
+    content = f"{text} [[delay={wait:.4f} reasoning={tokens}]]"
+    payload = {**path.body, "messages": [{"role": "user", "content": content}]}
     started = time.perf_counter()
     response = await client.post(path.url, json=payload, headers=path.headers)
     response.raise_for_status()
@@ -176,17 +183,43 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU, (ticks in all, ticks stolen): the time the hypervisor ran something else on this
+    virtual CPU while it had work (the 8th field of /proc/stat); {} where the kernel gives none."""
+    found = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu" and len(fields) >= 8:
+            values = [int(v) for v in fields[:8]]
+            found[int(name[3:])] = (sum(values), values[7])
+    return found
+
+
+def stolen(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> str:
+    shares = []
+    for cpu in sorted(after):
+        if cpu in before:
+            total, steal = (a - b for a, b in zip(after[cpu], before[cpu]))
+            shares.append(f"CPU {cpu} {100 * steal / max(1, total):.1f}%")
+    return ", ".join(shares) or "not reported"
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(level: int, latency: float, direct: Route, serve: Route, relay: Route) -> None:
+def report(level: int, latency: float, steal: str, direct: Route, serve: Route, relay: Route) -> None:
     keys = [key for key in direct.times if key in serve.times]
     d = [direct.times[key] for key in keys]
     r = [serve.times[key] for key in keys]
     paired = [serve.times[key] - direct.times[key] for key in keys]
     floor = [relay.times[key] - direct.times[key] for key in keys if key in relay.times]
+    own = [serve.times[key] - relay.times[key] for key in keys if key in relay.times]
     print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms, {len(keys)} requests: "
           f"direct p50 {pct(d, .5):.2f} p99 {pct(d, .99):.2f} ms | via serve p50 {pct(r, .5):.2f} p99 {pct(r, .99):.2f} ms")
     print(f"      overhead: difference of p50s {pct(r, .5) - pct(d, .5):+.2f} ms, of p99s {pct(r, .99) - pct(d, .99):+.2f} ms; "
@@ -194,7 +227,10 @@ def report(level: int, latency: float, direct: Route, serve: Route, relay: Route
           f"p99 {pct(paired, .99):+.2f} ms; serve's own CPU {serve.cpu_seconds * 1000 / serve.sent:.2f} ms per request")
     print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py), same run: request by request "
           f"p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
-          f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request", flush=True)
+          f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request; serve over this relay, request by request: "
+          f"p50 {pct(own, .5):+.2f} ms (routing, guards and ledger: what routecli itself adds)")
+    # A noisy spell shows here: time the host gave to other guests while this VM's CPUs had work.
+    print(f"      steal time (the hypervisor running something else) during this level: {steal}", flush=True)
 
 
 def main() -> None:
@@ -237,8 +273,9 @@ def main() -> None:
                                        {"model": "gpt-5.4-nano"}, None),
                                   Route("serve", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid),
                                   Route("relay", relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid)]
+                        before = cpu_ticks()
                         asyncio.run(run_level(routes, level, latency, args.requests, args.rounds, args.jitter))
-                        report(level, latency, *routes)
+                        report(level, latency, stolen(before, cpu_ticks()), *routes)
                 finally:
                     for process in (serve, relay):
                         process.terminate()
