@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from urllib.parse import urlsplit
 
 from routecli.config import Config, PriceOverride, ProviderConfig
@@ -102,20 +103,82 @@ def _genai_price(usage: Usage, model: str, provider: ProviderConfig, at: datetim
     return Price(None, UNKNOWN)
 
 
-def context_window(ref: ModelRef, config: Config) -> int | None:
-    """The model's context window in tokens from the genai-prices data, when it knows one."""
-    import genai_prices
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """A model's price as a fixed charge per call plus a rate per kind of token, read off
+    `price()` itself (see `linear_rates`), so pricing a reply is a few multiplications."""
+
+    base: Decimal  # a call's own charge (e.g. Perplexity's per-request fee), usually 0
+    per_million: tuple[Decimal, Decimal, Decimal, Decimal]  # uncached input, cache read, cache write, output
+    source: str
+
+    def price(self, usage: Usage) -> Price | None:
+        """The price of `usage`; None for counts that do not add up (price() says what those cost)."""
+        uncached = usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens
+        if uncached < 0 or usage.cached_tokens < 0 or usage.cache_write_tokens < 0 or usage.output_tokens < 0:
+            return None
+        a, b, c, d = self.per_million
+        tokens = uncached * a + usage.cached_tokens * b + usage.cache_write_tokens * c + usage.output_tokens * d
+        return Price(self.base + tokens / _PER_MTOK, self.source)
+
+
+_MTOK = 1_000_000
+_BASIS = (Usage(0, 0), Usage(_MTOK, 0), Usage(_MTOK, 0, _MTOK), Usage(_MTOK, 0, 0, _MTOK), Usage(0, _MTOK))
+# usages off the basis, one small and one large, on which the rates must give price()'s own figure
+_CHECKS = (Usage(1_234, 567, 89, 10), Usage(3_456_789, 234_567, 123_456, 45_678))
+
+
+def linear_rates(ref: ModelRef, config: Config, at: datetime) -> Rates | None:
+    """`ref`'s price at `at` as Rates, or None when it is not linear in the token counts
+    (tiered prices, as Gemini's above 200k input tokens) or is unknown.
+
+    genai-prices takes ~100 µs to price one usage (it decomposes the usage by its unit
+    registry each time), and a reply's counts are new each time: priced twice per answer
+    (model and baseline), that was a quarter of what serve adds to a request. Every
+    non-tiered price in its data is a fixed charge plus a rate per token kind (checked on all
+    of them by tests/test_pricing.py), so five prices on a basis give the rates and two
+    more confirm them."""
+    if _tiered(ref, config, at):
+        return None
+    known = [price(usage, ref, config, at=at) for usage in _BASIS]
+    if any(p.cost is None or p.source != known[0].source for p in known):
+        return None
+    base = known[0].cost
+    assert base is not None
+    uncached, cache_read, cache_write, output = (p.cost - base for p in known[1:])  # type: ignore[operator]
+    rates = Rates(base, (uncached, cache_read, cache_write, output), known[0].source)
+    if any(rates.price(usage) != price(usage, ref, config, at=at) for usage in _CHECKS):
+        return None
+    return rates
+
+
+def _tiered(ref: ModelRef, config: Config, at: datetime) -> bool:
+    """Whether genai-prices prices `ref` in tiers (by the size of the prompt)."""
+    if config.price_override(ref) is not None or config.provider(ref.provider).kind == "llamacpp":
+        return False
+    from genai_prices.types import TieredPrices
+
+    model = _model_info(ref, config)
+    return model is not None and any(isinstance(v, TieredPrices) for v in vars(model.get_prices(at)).values())
+
+
+def _model_info(ref: ModelRef, config: Config) -> Any:
+    """genai-prices' ModelInfo for `ref` (found as price() finds it), or None."""
+    from genai_prices import data_snapshot
 
     for lookup in _lookups(config.provider(ref.provider)):
         try:
-            _provider, model = genai_prices.data_snapshot.get_snapshot().find_provider_model(
-                ref.model, None, lookup.get("provider_id"), lookup.get("provider_api_url")
-            )
+            return data_snapshot.get_snapshot().find_provider_model(
+                ref.model, None, lookup.get("provider_id"), lookup.get("provider_api_url"))[1]
         except LookupError:
             continue
-        window = getattr(model, "context_window", None)
-        return int(window) if window else None
     return None
+
+
+def context_window(ref: ModelRef, config: Config) -> int | None:
+    """The model's context window in tokens from the genai-prices data, when it knows one."""
+    window = getattr(_model_info(ref, config), "context_window", None)
+    return int(window) if window else None
 
 
 def _host(url: str) -> str:

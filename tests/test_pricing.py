@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -125,3 +127,65 @@ def test_micros_round_trip_and_none():
     assert str(from_micros(442)) == "0.000442"
     assert to_micros(None) is None and from_micros(None) is None
 
+
+
+# ---------------------------------------------------------------- rates: a price read off price() itself
+
+
+def _usages(seed: int, n: int) -> list[Usage]:
+    import random
+
+    rng = random.Random(seed)
+    found = []
+    for _ in range(n):
+        total = rng.choice((rng.randint(0, 2_000), rng.randint(0, 400_000)))  # short prompts and long ones
+        cached = rng.randint(0, total)
+        found.append(Usage(total, rng.randint(0, 50_000), cached, rng.randint(0, total - cached)))
+    return found
+
+
+def test_rates_give_genai_prices_own_figure_for_every_model_it_knows(config):
+    from genai_prices import data_snapshot
+
+    from routecli.pricing import linear_rates
+
+    at = datetime.now(timezone.utc)
+    linear = tiered = 0
+    for vendor in data_snapshot.get_snapshot().providers:
+        if not vendor.models:
+            continue
+        cfg = dataclasses.replace(config, providers={**config.providers, "p": dataclasses.replace(
+            ProviderConfig("p", "openai", "https://example.invalid/v1", None), pricing_provider=vendor.id)})
+        for model in vendor.models:
+            ref = ModelRef("p", model.id)
+            rates = linear_rates(ref, cfg, at)
+            if rates is None:
+                tiered += 1
+                continue
+            linear += 1
+            for usage in _usages(len(model.id), 2):
+                assert rates.price(usage) == price(usage, ref, cfg, at=at), (vendor.id, model.id, usage)
+    assert linear > 1_000 and linear > 5 * tiered  # the fast path is the usual one
+
+
+def test_tiered_prices_are_not_read_as_rates(config):
+    from routecli.pricing import linear_rates
+
+    config = with_provider(config, "google", "https://generativelanguage.googleapis.com/v1beta", kind="gemini")
+    at = datetime.now(timezone.utc)
+    assert linear_rates(ModelRef("google", "gemini-2.5-pro"), config, at) is None  # dearer above 200k input tokens
+    assert linear_rates(ModelRef("openai", "gpt-4o-mini"), config, at) is not None
+
+
+@pytest.mark.parametrize("ref", ["openai:gpt-4o-mini", "google:gemini-2.5-pro", "openai:no-such-model-xyz",
+                                 "ollama:llama3.2", "anthropic:claude-haiku-4-5"])
+def test_price_memo_prices_as_price_does(config, ref):
+    from routecli.engine import PriceMemo
+
+    config = with_provider(config, "google", "https://generativelanguage.googleapis.com/v1beta", kind="gemini")
+    model = ModelRef(*ref.split(":"))
+    memo = PriceMemo(config)
+    odd = [Usage(10, 5, 50), Usage(0, 0), Usage(300_000, 10, 1_000), USAGE]  # more cached than sent; nothing; long
+    for usage in _usages(7, 20) + odd:
+        at = datetime.fromtimestamp(int(time.time() // 60) * 60, timezone.utc)
+        assert memo(usage, model) == price(usage, model, config, at=at), usage
