@@ -12,7 +12,9 @@ paths' percentiles, and the percentiles of the request-by-request differences (e
 for the same upstream delays on every path, so request i of client c is the same work either way;
 with +-20% jitter on the delay, this pairing removes the spread the jitter adds to the first).
 Every reply reports token counts of its own (a `reasoning` directive), as real replies do: with
-the same counts on every reply, serve would price the first one and reuse that price.
+the same counts on every reply, serve would price the first one and reuse that price. And every
+reply is --answer-words words long (260: ~1.9 kB, about the median answer, 1.6 kB, of the 5,432
+in ../shared/data/arena_bench_v1), since serve reads and re-sends the answer and judges it.
 Target (issue 8): p50 overhead under 2 ms.
 
 The paths take turns, so a spell of noise on the machine (this VM has them: the direct path's
@@ -83,8 +85,9 @@ def _listening(process: subprocess.Popen) -> tuple[subprocess.Popen, str]:
 class Route:
     """One path to the upstream: its chat URL, headers, body template and (for CPU time) its process."""
 
-    def __init__(self, name: str, url: str, headers: dict, body: dict, pid: int | None) -> None:
+    def __init__(self, name: str, url: str, headers: dict, body: dict, pid: int | None, answer_words: int) -> None:
         self.name, self.url, self.headers, self.body, self.pid = name, url, headers, body, pid
+        self.answer_words = answer_words
         self.times: dict[tuple[int, int, int], float] = {}  # (round, client, request) -> ms
         self.cpu_seconds = 0.0
         self.sent = 0
@@ -154,7 +157,7 @@ async def _clients(route: Route, concurrency: int, latency: float, requests: int
 async def _send(client, path: Route, wait: float, text: str = "warm up", tokens: int = 0) -> float:
     # `reasoning` adds to the answer's token count: every reply has counts of its own, as real ones do,
     # so serve prices each one afresh rather than finding the last reply's price
-    content = f"{text} [[delay={wait:.4f} reasoning={tokens}]]"
+    content = f"{text} [[delay={wait:.4f} reasoning={tokens} words={path.answer_words}]]"
     payload = {**path.body, "messages": [{"role": "user", "content": content}]}
     started = time.perf_counter()
     response = await client.post(path.url, json=payload, headers=path.headers)
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--layouts", default="own-core,shared",
                         help="own-core: serve on one CPU, this script (client and fake upstream) on the others; "
                              "shared: all of them on every CPU")
+    parser.add_argument("--answer-words", type=int, default=260, help="words in every answer")
     args = parser.parse_args()
     import fakevendor
 
@@ -270,9 +274,10 @@ def main() -> None:
                     for pair in args.levels.split(","):
                         level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
                         routes = [Route("direct", root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                       {"model": "gpt-5.4-nano"}, None),
-                                  Route("serve", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid),
-                                  Route("relay", relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid)]
+                                       {"model": "gpt-5.4-nano"}, None, args.answer_words),
+                                  Route("serve", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid, args.answer_words),
+                                  Route("relay", relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid,
+                                        args.answer_words)]
                         before = cpu_ticks()
                         asyncio.run(run_level(routes, level, latency, args.requests, args.rounds, args.jitter))
                         report(level, latency, stolen(before, cpu_ticks()), *routes)
