@@ -11,11 +11,11 @@ run), and the script prints p50/p99 of each and the overhead two ways: the diffe
 paths' percentiles, and the percentiles of the request-by-request differences (each client asks
 for the same upstream delays on every path, so request i of client c is the same work either way;
 with +-20% jitter on the delay, this pairing removes the spread the jitter adds to the first).
-Every reply reports token counts of its own (a `reasoning` directive), as real replies do: with
-the same counts on every reply, serve would price the first one and reuse that price. And every
-reply is --answer-words words long (260: ~1.9 kB, about the median answer, 1.6 kB, of the 5,432
-in ../shared/data/arena_bench_v1), since serve reads and re-sends the answer and judges it.
-Target (issue 8): p50 overhead under 2 ms.
+The prompts are sample_prompts/'s (text only), in turn. Every reply reports token counts of its own
+(a `reasoning` directive), as real replies do: with the same counts on every reply, serve would
+price the first one and reuse that price. And every reply is --answer-words words long (260: ~1.9
+kB, about the median answer, 1.6 kB, of the 5,432 in ../shared/data/arena_bench_v1), since serve
+reads and re-sends the answer and judges it. Target (issue 8): p50 overhead under 2 ms.
 
 The paths take turns, so a spell of noise on the machine (this VM has them: the direct path's
 own p99 jumps from tens to hundreds of ms for a while) falls on all of them alike rather than on
@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import random
 import subprocess
@@ -56,6 +57,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 KEY = "bench-key-0123456789"
+# the text prompts of sample_prompts/ (16-266 characters; the classifier reads each one)
+PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts").glob("*.jsonl"))
+           for line in path.read_text().splitlines() if line.strip() and "image" not in json.loads(line)]
 
 
 def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
@@ -126,7 +130,7 @@ async def _one_client(routes: list[Route], latency: float, requests: int, jitter
                 at = (i + k) % len(routes)  # the order rotates: no route always goes first
                 route = routes[at]
                 started = _cpu(route)
-                route.times[0, 0, i] = await _send(clients[at], route, wait, f"question {i} please", i)
+                route.times[0, 0, i] = await _send(clients[at], route, wait, PROMPTS[i % len(PROMPTS)], i)
                 _count(route, started, 1)
     finally:
         for client in clients:
@@ -144,7 +148,7 @@ async def _clients(route: Route, concurrency: int, latency: float, requests: int
         rng = random.Random(turn * 1000 + seed)  # the same latencies on every route
         for i in range(max(2, requests // concurrency)):
             wait = latency * (1 + rng.uniform(-jitter, jitter))
-            ms = await _send(client, route, wait, f"question {i} please", seed * 1000 + i)
+            ms = await _send(client, route, wait, PROMPTS[(seed + i) % len(PROMPTS)], seed * 1000 + i)
             if i:
                 route.times[turn, seed, i] = ms
 
