@@ -65,7 +65,10 @@ PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts
 def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
     (home / "config.toml").write_text(
         f'[providers.openai]\nbase_url = "{vendor_root}/v1"\npricing_provider = "openai"\n'
-        '[routing]\ntier_order = ["cheap"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
+        # three tiers, as by default, all at the fake vendor: the classifier's score picks the model
+        '[routing]\ntier_order = ["cheap", "standard", "premium"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
+        '[tiers.standard]\nmodels = ["openai:gpt-5.4-mini"]\n[tiers.premium]\nmodels = ["openai:gpt-5.5"]\n'
+        # an escalation would be a second upstream call: a choice the router made, not serve's overhead
         "[escalation]\nenabled = false\n")
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY}
     return _listening(subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
