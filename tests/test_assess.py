@@ -329,6 +329,27 @@ def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
         assert bool(fast.search(fold(text))) == bool(plain.search(text)), text
 
 
+# The language guess finds the common words with one regex; it must count them as a tally of
+# every word (a longest run of a-z, à-ÿ) does.
+_WORD_BITS = ["the", "die", "la", "las", "les", "el", "und", "y", "est", "es", "que", "for", "für", "à", "ß", "x",
+              "théorie", "2", " ", "\n", "-", "'", "ü", "é", "is", "are", "on", "pas", "con", "del", "dem", "and"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_WORD_BITS), max_size=40).map("".join))
+def test_the_language_guess_counts_common_words_as_a_word_tally_does(text):
+    import re
+    from collections import Counter
+
+    from routecli.routing.textscan import STOPWORDS, latin_language
+
+    counts = Counter(re.findall(r"[a-zà-ÿ]+", text))
+    hits = {lang: sum(counts[word] for word in counts.keys() & stop) for lang, stop in STOPWORDS.items()}
+    ranked = sorted(hits.items(), key=lambda item: -item[1])
+    (best, n), (_, runner_up) = ranked[0], ranked[1]
+    assert latin_language(text) == (best if n >= 3 and n >= 3 * max(runner_up, 1) else ""), text
+
+
 @pytest.mark.parametrize("prompt, answer", [
     ("Réponds en français : pourquoi le ciel est-il bleu ? Explique le pour moi et pour les enfants de la classe.",
      "The sky is blue because the air scatters the blue of the light more than the red, and that is what we see."),

@@ -6,7 +6,6 @@ which Latin-script language a text is written in. Pure functions over strings.
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 
 def word_start(*alternatives: str) -> str:
@@ -45,7 +44,22 @@ STOPWORDS = {
     "fr": frozenset("le la les et est une des pour dans que qui pas avec sur vous pourquoi du au".split()),
     "es": frozenset("el la los las y es una que para por con del como pero está porque al".split()),
 }
-_WORD = re.compile(r"[a-zà-ÿ]+")
+_LETTERS = "a-zà-ÿ"  # a word, for the language guess, is a longest run of these
+
+
+def _stopword_regex() -> re.Pattern[str]:
+    """Every language's common words, each only as a whole word: findall then yields just
+    these (a few dozen in an answer) rather than every word of the text."""
+    groups: dict[str, list[str]] = {}
+    for word in sorted({w for stop in STOPWORDS.values() for w in stop}, key=len, reverse=True):
+        groups.setdefault(word[0], []).append(re.escape(word[1:]))
+    return re.compile("|".join(f"{first}(?<![{_LETTERS}]{first})(?:{'|'.join(rests)})(?![{_LETTERS}])"
+                               for first, rests in groups.items()))
+
+
+_STOPWORD = _stopword_regex()
+_LANGUAGES_OF = {word: tuple(lang for lang, stop in STOPWORDS.items() if word in stop)
+                 for stop in STOPWORDS.values() for word in stop}
 
 
 def script_counts(text: str) -> dict[str, int]:
@@ -66,8 +80,10 @@ def dominant(counts: dict[str, int]) -> str:
 
 def latin_language(low: str) -> str:
     """The language (en, de, fr, es) whose common words lowercase text uses 3x more than any other's, or ""."""
-    counts = Counter(_WORD.findall(low))
-    hits = {lang: sum(counts[word] for word in counts.keys() & stop) for lang, stop in STOPWORDS.items()}
+    hits = dict.fromkeys(STOPWORDS, 0)
+    for word in _STOPWORD.findall(low):
+        for lang in _LANGUAGES_OF[word]:
+            hits[lang] += 1
     ranked = sorted(hits.items(), key=lambda item: -item[1])
     (best, n), (_, runner_up) = ranked[0], ranked[1]
     return best if n >= 3 and n >= 3 * max(runner_up, 1) else ""
