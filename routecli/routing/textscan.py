@@ -24,7 +24,8 @@ FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}  # İ, dotless ı, long ſ
 
 
 def fold(text: str) -> str:
-    return text.translate(FOLD).lower()
+    # most text is ASCII, which holds none of them: translate() would look up every character
+    return text.lower() if text.isascii() else text.translate(FOLD).lower()
 
 
 # Scripts told apart by Unicode ranges; Latin-script languages by their commonest words.
