@@ -19,7 +19,7 @@ from typing import Any
 
 from routecli.domain import Request
 from routecli.errors import UsageError
-from routecli.routing.features import describe, featurize_for, prior_weight, standardise
+from routecli.routing.features import Z_LIMIT, describe, featurize_for, prior_weight
 
 NAME = "learned"
 Part = tuple[str, float, bool]  # (feature, logit change, value above the training mean)
@@ -69,7 +69,7 @@ class Model:
         for name, mean, scale, w in self.numeric:
             value = numeric.get(name)
             if value is not None:
-                change = w * standardise(value, mean, scale)
+                change = w * max(-Z_LIMIT, min(Z_LIMIT, (value - mean) / scale))  # standardise(), minus a call a feature
                 logit += change
                 parts.append((name, change, value > mean))
         for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process
@@ -92,8 +92,10 @@ class Model:
 
     def reasons(self, parts: list[Part], signals: dict[str, Any]) -> tuple[str, ...]:
         """The few features that moved the score most, signed, e.g. "code (python) +0.42"."""
-        # ties by name: same prompt, same words; the many small changes are left out before sorting
-        ranked = sorted((p for p in parts if abs(p[1]) >= _MIN_REASON), key=lambda p: (-abs(p[1]), p[0]))
+        # ties by name: same prompt, same words; the many small changes are left out before sorting.
+        # Sorted as (-|change|, name, place) tuples: no key function called per part, ties kept in order
+        ranked = [parts[i] for *_, i in sorted([(-abs(change), key, i) for i, (key, change, _) in enumerate(parts)
+                                                  if abs(change) >= _MIN_REASON])]
         out: list[str] = []
         for key, change, above in ranked:
             if len(out) == REASONS:

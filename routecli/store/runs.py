@@ -178,14 +178,15 @@ class Committer:
         self.on_fail = on_fail
         self._conn: Connection | None = None
         self._sql: tuple[str, str] | None = None
-        self._convert: list[Any] = []
+        self._named: list[tuple[str, Any]] = []  # (column, the driver's value converter or None)
 
     def _open(self) -> Connection:
         conn = immediate(self.store.engine.connect())
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
         if mark is None:  # pragma: no cover - every driver routecli supports uses one of these
             raise StoreError(f"the database driver's paramstyle {conn.dialect.paramstyle} is not supported")
-        self._convert = [column.type.bind_processor(conn.dialect) for column in ATTEMPTS.columns]
+        self._named = [(name, column.type.bind_processor(conn.dialect))
+                       for name, column in zip(COLUMNS, ATTEMPTS.columns)]
         columns = ", ".join(COLUMNS)
         insert_sql = f"INSERT INTO attempts ({columns}) VALUES ({', '.join(mark for _ in COLUMNS)})"
         self._sql = (insert_sql, _positional(_UPSERT_LINE, mark))
@@ -213,8 +214,7 @@ class Committer:
             raise _fail(self.store, "write", exc, self.on_fail) from None
 
     def _values(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(value if convert is None else convert(value)
-                     for value, convert in zip((row[name] for name in COLUMNS), self._convert))
+        return tuple([row[name] if convert is None else convert(row[name]) for name, convert in self._named])
 
     def close(self) -> None:
         if self._conn is not None:
