@@ -69,7 +69,8 @@ class Model:
         for name, mean, scale, w in self.numeric:
             value = numeric.get(name)
             if value is not None:
-                change = w * max(-Z_LIMIT, min(Z_LIMIT, (value - mean) / scale))  # standardise(), minus a call a feature
+                # standardise(), minus a call a feature
+                change = w * max(-Z_LIMIT, min(Z_LIMIT, (value - mean) / scale))
                 logit += change
                 parts.append((name, change, value > mean))
         for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process
