@@ -235,6 +235,24 @@ def test_lingering_writer_groups_rows_nobody_waits_for_and_commits_a_waited_row_
     assert groups[-1] == ["at-close"] and total < 0.6
 
 
+def test_a_waited_row_queued_before_the_linger_begins_is_not_kept_waiting():
+    groups: list[list[str]] = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        writer = GroupWriter(lambda attempts, _lines: groups.append([a["id"] for a in attempts]), linger=0.5)
+        writer.start()
+        writer.put_nowait(Item({"id": "free"}, {}))  # both queued before the writer first runs
+        started = loop.time()
+        await writer.put(Item({"id": "waited"}, {}), wait=True)
+        waited = loop.time() - started
+        await writer.close()
+        return waited
+
+    assert asyncio.run(main()) < 0.25
+    assert groups == [["free", "waited"]]
+
+
 # ---------------------------------------------------------------- schema
 
 

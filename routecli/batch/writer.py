@@ -49,6 +49,8 @@ class GroupWriter:
         self.stats = WriterStats()
         self.error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None  # ends a linger early
+        self._hurry = False  # a row someone waits for, or close(), is queued: no linger
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -59,6 +61,8 @@ class GroupWriter:
             raise self.error
         if wait:
             item.done = asyncio.get_running_loop().create_future()
+            self._hurry = True  # a row someone waits for cuts the linger short
+            _settle(self._wake)
         self._queue.put_nowait(item)
         if item.done is not None:
             await item.done
@@ -74,6 +78,8 @@ class GroupWriter:
     async def close(self) -> None:
         """Commit everything queued, then stop."""
         self._queue.put_nowait(None)
+        self._hurry = True
+        _settle(self._wake)
         if self._task is not None:
             await self._task
         if self.error is not None:
@@ -91,26 +97,31 @@ class GroupWriter:
 
     async def _gather(self, first: Item) -> tuple[list[Item], bool]:
         """The group to commit with first, and whether close() was asked for meanwhile."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._linger if self._linger > 0 and first.done is None else None
+        if self._linger > 0 and first.done is None:
+            await self._linger_on()
         group = [first]
-        while len(group) < MAX_GROUP:
-            if self._queue.empty():
-                if deadline is None or deadline <= loop.time():
-                    break
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        item = await self._queue.get()
-                except TimeoutError:
-                    break
-            else:
-                item = self._queue.get_nowait()
+        while len(group) < MAX_GROUP and not self._queue.empty():
+            item = self._queue.get_nowait()
             if item is None:
                 return group, True
             group.append(item)
-            if item.done is not None:
-                deadline = None  # someone is waiting for this one: commit now
+        self._hurry = not self._queue.empty()  # what is left may hold a row someone waits for
         return group, False
+
+    async def _linger_on(self) -> None:
+        """Wait out the linger, or less if a row someone waits for (or close()) comes in: one
+        timer per group, where waking for every row that came in cost serve a task step and a
+        timer each."""
+        if self._hurry:  # queued before this linger began
+            return
+        loop = asyncio.get_running_loop()
+        self._wake = wake = loop.create_future()
+        timer = loop.call_at(loop.time() + self._linger, _settle, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     def _write(self, group: list[Item]) -> None:
         attempts = [item.attempt for item in group if item.attempt is not None]
@@ -133,3 +144,8 @@ class GroupWriter:
             self.stats.largest = max(self.stats.largest, len(lines) or len(attempts))
             if self._on_commit is not None:
                 self._on_commit(group)
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
