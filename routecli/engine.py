@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     import httpx
 
     from routecli.analytics.ab import ABTest
-    from routecli.pricing import Price, Rates
+    from routecli.pricing import Price
     from routecli.store import Store
 
 
@@ -250,44 +249,6 @@ def refuse_tools(request: Request) -> None:
 
 
 PriceOf = Callable[[Usage, ModelRef], "Price"]
-
-
-class PriceMemo:
-    """Prices for this minute (priced at its start, so a price that depends on the time of day
-    is still right to the minute): a model's rates when its price is linear in the token counts
-    (`pricing.linear_rates`), else each (model, usage) pair asked for, since genai-prices takes
-    ~100 µs a call and a batch or serve asks for every reply's counts."""
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._minute = -1  # minutes since the epoch
-        self._rates: dict[ModelRef, Rates | None] = {}
-        self._known: dict[tuple[Usage, ModelRef], Price] = {}
-
-    def __call__(self, usage: Usage, ref: ModelRef) -> Price:
-        minute = int(time.time() // 60)
-        if minute != self._minute or len(self._known) >= self.MAX_ENTRIES:
-            self._minute, self._rates, self._known = minute, {}, {}
-        if ref not in self._rates:
-            from routecli.pricing import linear_rates
-
-            self._rates[ref] = linear_rates(ref, self.config, self._at())
-        rates = self._rates[ref]
-        found = rates.price(usage) if rates is not None else None
-        if found is not None:
-            return found
-        key = (usage, ref)
-        known = self._known.get(key)
-        if known is None:
-            from routecli.pricing import price
-
-            known = self._known[key] = price(usage, ref, self.config, at=self._at())
-        return known
-
-    def _at(self) -> datetime:
-        return datetime.fromtimestamp(self._minute * 60, timezone.utc)
 
 
 def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config,

@@ -8,8 +8,9 @@ genai-prices is imported lazily: it costs ~100 ms, which `routecli --help` must 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,6 +153,19 @@ def linear_rates(ref: ModelRef, config: Config, at: datetime) -> Rates | None:
     return rates
 
 
+def price_basis(ref: ModelRef, config: Config, at: datetime) -> object:
+    """What `ref`'s price at `at` is worked out from: its config override, the local model, or
+    genai-prices' price entry in force then (None: none known). Rates read off one basis hold for
+    as long as the basis is the same object."""
+    override = config.price_override(ref)
+    if override is not None:
+        return override
+    if config.provider(ref.provider).kind == "llamacpp":
+        return LOCAL
+    model = _model_info(ref, config)
+    return None if model is None else model.get_prices(at)
+
+
 def _tiered(ref: ModelRef, config: Config, at: datetime) -> bool:
     """Whether genai-prices prices `ref` in tiers (by the size of the prompt)."""
     if config.price_override(ref) is not None or config.provider(ref.provider).kind == "llamacpp":
@@ -173,6 +187,52 @@ def _model_info(ref: ModelRef, config: Config) -> Any:
         except LookupError:
             continue
     return None
+
+
+class PriceMemo:
+    """Prices at the start of this minute (so a price that depends on the time of day is right
+    to the minute): a model's rates when its price is linear in the token counts
+    (`pricing.linear_rates`), kept while genai-prices' entry for it stays the same, else each
+    (model, usage) pair asked for, since genai-prices takes ~100 µs a call and a batch or serve
+    asks for every reply's counts."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._minute = -1  # minutes since the epoch
+        self._rates: dict[ModelRef, tuple[object, Rates | None]] = {}  # model -> (price basis, rates)
+        self._checked: set[ModelRef] = set()  # models whose basis was looked up this minute
+        self._known: dict[tuple[Usage, ModelRef], Price] = {}
+
+    def __call__(self, usage: Usage, ref: ModelRef) -> Price:
+        minute = int(time.time() // 60)
+        if minute != self._minute or len(self._known) >= self.MAX_ENTRIES:
+            self._minute, self._checked, self._known = minute, set(), {}
+        if ref not in self._checked:
+            self._rates[ref] = self._current(ref)
+            self._checked.add(ref)
+        rates = self._rates[ref][1]
+        found = rates.price(usage) if rates is not None else None
+        if found is not None:
+            return found
+        key = (usage, ref)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = price(usage, ref, self.config, at=self._at())
+        return known
+
+    def _current(self, ref: ModelRef) -> tuple[object, Rates | None]:
+        """(basis, rates) for this minute: the last ones if the basis has not changed, since
+        reading rates off genai-prices takes ~1 ms and a time-of-day price changes rarely."""
+        basis = price_basis(ref, self.config, self._at())
+        last = self._rates.get(ref)
+        if last is not None and last[0] is basis:
+            return last
+        return basis, linear_rates(ref, self.config, self._at())
+
+    def _at(self) -> datetime:
+        return datetime.fromtimestamp(self._minute * 60, timezone.utc)
 
 
 def context_window(ref: ModelRef, config: Config) -> int | None:

@@ -180,7 +180,7 @@ def test_tiered_prices_are_not_read_as_rates(config):
 @pytest.mark.parametrize("ref", ["openai:gpt-4o-mini", "google:gemini-2.5-pro", "openai:no-such-model-xyz",
                                  "ollama:llama3.2", "anthropic:claude-haiku-4-5"])
 def test_price_memo_prices_as_price_does(config, ref):
-    from routecli.engine import PriceMemo
+    from routecli.pricing import PriceMemo
 
     config = with_provider(config, "google", "https://generativelanguage.googleapis.com/v1beta", kind="gemini")
     model = ModelRef(*ref.split(":"))
@@ -189,3 +189,22 @@ def test_price_memo_prices_as_price_does(config, ref):
     for usage in _usages(7, 20) + odd:
         at = datetime.fromtimestamp(int(time.time() // 60) * 60, timezone.utc)
         assert memo(usage, model) == price(usage, model, config, at=at), usage
+
+
+def test_price_memo_reads_rates_again_only_when_the_price_entry_changes(config, monkeypatch):
+    import routecli.pricing as pricing
+    from routecli.pricing import PriceMemo
+
+    reads: list[ModelRef] = []
+    real = pricing.linear_rates
+    monkeypatch.setattr(pricing, "linear_rates", lambda ref, cfg, at: reads.append(ref) or real(ref, cfg, at))
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    memo, ref = PriceMemo(config), ModelRef("openai", "gpt-4o-mini")
+    first = memo(USAGE, ref)
+    now[0] += 3_600  # an hour on: the same genai-prices entry, so the same rates
+    assert memo(USAGE, ref) == first and reads == [ref]
+    entry = object()  # a price that changes with the time of day: another entry is in force
+    monkeypatch.setattr(pricing, "price_basis", lambda *_args: entry)
+    now[0] += 60
+    assert memo(USAGE, ref) == first and reads == [ref, ref]

@@ -20,11 +20,12 @@ from routecli.analytics.ab_store import running_tests as running_ab_tests
 from routecli.batch.ratelimit import Limiter, estimate_tokens
 from routecli.batch.tally import Tally
 from routecli.batch.writer import GroupWriter, Item
-from routecli.engine import Engine, PriceMemo, base_row, mark_failed, priced, refuse_tools
+from routecli.engine import Engine, base_row, mark_failed, priced, refuse_tools
 from routecli.domain import Decision, ModelRef
 from routecli.errors import ProviderError, RoutecliError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, mark_skipped, refusal
 from routecli.inputs import InputLine
+from routecli.pricing import PriceMemo
 from routecli.store import new_id
 
 if TYPE_CHECKING:

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.batch.writer import GroupWriter, Item
 from routecli.domain import Decision, Reply, Request
-from routecli.engine import Engine, Outcome, PriceMemo, fill_ok, mark_failed, price_reply, refuse_tools
+from routecli.engine import Engine, Outcome, fill_ok, mark_failed, price_reply, refuse_tools
 from routecli.errors import BudgetError, ProviderError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
+from routecli.pricing import PriceMemo
 from routecli.store.runs import Committer
 
 if TYPE_CHECKING:
