@@ -207,13 +207,19 @@ def test_writer_groups_what_arrives_during_a_commit_and_reports_failures():
     assert stats.attempts == 50 and stats.largest > 1
 
 
+def _recording_writer(groups: list[list[str]], linger: float) -> GroupWriter:
+    """A started lingering writer whose commits append each group's row ids to `groups`."""
+    writer = GroupWriter(lambda attempts, _lines: groups.append([a["id"] for a in attempts]), linger=linger)
+    writer.start()
+    return writer
+
+
 def test_lingering_writer_groups_rows_nobody_waits_for_and_commits_a_waited_row_at_once():
     groups: list[list[str]] = []
 
     async def main():
         loop = asyncio.get_running_loop()
-        writer = GroupWriter(lambda attempts, _lines: groups.append([a["id"] for a in attempts]), linger=0.2)
-        writer.start()
+        writer = _recording_writer(groups, linger=0.2)
         started = loop.time()
         for i in range(3):  # trickling in, as one client's requests do
             await writer.put(Item({"id": f"free{i}"}, {}), wait=False)
@@ -240,8 +246,7 @@ def test_a_waited_row_queued_before_the_linger_begins_is_not_kept_waiting():
 
     async def main():
         loop = asyncio.get_running_loop()
-        writer = GroupWriter(lambda attempts, _lines: groups.append([a["id"] for a in attempts]), linger=0.5)
-        writer.start()
+        writer = _recording_writer(groups, linger=0.5)
         writer.put_nowait(Item({"id": "free"}, {}))  # both queued before the writer first runs
         started = loop.time()
         await writer.put(Item({"id": "waited"}, {}), wait=True)
