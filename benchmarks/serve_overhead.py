@@ -256,6 +256,8 @@ def main() -> None:
                              "shared: all of them on every CPU")
     parser.add_argument("--answer-words", type=int, default=260, help="words in every answer")
     args = parser.parse_args()
+    if args.answer_words < 1:
+        parser.error("--answer-words must be 1 or more (260: about a median answer)")
     import fakevendor
 
     cpus = sorted(os.sched_getaffinity(0))
