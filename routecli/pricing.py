@@ -139,7 +139,7 @@ def linear_rates(ref: ModelRef, config: Config, at: datetime) -> Rates | None:
     non-tiered price in its data is a fixed charge plus a rate per token kind (checked on all
     of them by tests/test_pricing.py), so five prices on a basis give the rates and two
     more confirm them."""
-    if _tiered(ref, config, at):
+    if _tiered(price_basis(ref, config, at)):
         return None
     known = [price(usage, ref, config, at=at) for usage in _BASIS]
     if any(p.cost is None or p.source != known[0].source for p in known):
@@ -166,14 +166,13 @@ def price_basis(ref: ModelRef, config: Config, at: datetime) -> object:
     return None if model is None else model.get_prices(at)
 
 
-def _tiered(ref: ModelRef, config: Config, at: datetime) -> bool:
-    """Whether genai-prices prices `ref` in tiers (by the size of the prompt)."""
-    if config.price_override(ref) is not None or config.provider(ref.provider).kind == "llamacpp":
+def _tiered(basis: object) -> bool:
+    """Whether a price basis (price_basis()) is genai-prices' and priced in tiers (by prompt size)."""
+    if basis is None or isinstance(basis, (PriceOverride, str)):  # no need to import genai-prices
         return False
-    from genai_prices.types import TieredPrices
+    from genai_prices.types import ModelPrice, TieredPrices
 
-    model = _model_info(ref, config)
-    return model is not None and any(isinstance(v, TieredPrices) for v in vars(model.get_prices(at)).values())
+    return isinstance(basis, ModelPrice) and any(isinstance(v, TieredPrices) for v in vars(basis).values())
 
 
 def _model_info(ref: ModelRef, config: Config) -> Any:

@@ -173,8 +173,12 @@ def test_tiered_prices_are_not_read_as_rates(config):
 
     config = with_provider(config, "google", "https://generativelanguage.googleapis.com/v1beta", kind="gemini")
     at = datetime.now(timezone.utc)
-    assert linear_rates(ModelRef("google", "gemini-2.5-pro"), config, at) is None  # dearer above 200k input tokens
-    assert linear_rates(ModelRef("openai", "gpt-4o-mini"), config, at) is not None
+    from routecli.pricing import _tiered, price_basis
+
+    gemini, mini = ModelRef("google", "gemini-2.5-pro"), ModelRef("openai", "gpt-4o-mini")
+    assert _tiered(price_basis(gemini, config, at)) and not _tiered(price_basis(mini, config, at))
+    assert linear_rates(gemini, config, at) is None  # dearer above 200k input tokens
+    assert linear_rates(mini, config, at) is not None
 
 
 @pytest.mark.parametrize("ref", ["openai:gpt-4o-mini", "google:gemini-2.5-pro", "openai:no-such-model-xyz",
