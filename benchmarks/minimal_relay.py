@@ -1,9 +1,9 @@
 """A do-nothing relay for benchmarks/serve_overhead.py: what any Python HTTP relay adds on this machine.
 
-    python benchmarks/minimal_relay.py UPSTREAM_ROOT   (the upstream key comes from OPENAI_API_KEY)
+    python benchmarks/minimal_relay.py UPSTREAM_ROOT [auto|uvloop|asyncio]   (the key: OPENAI_API_KEY)
 
-asyncio streams and httptools (llhttp) on both sides, as routecli serve uses: it reads an OpenAI
-chat request, sets the model, forwards it over a kept-alive connection and sends the answer back.
+asyncio streams and httptools (llhttp) on both sides, as routecli serve uses, on the event loop
+serve picks for the same --loop (uvloop when installed): it reads an OpenAI chat request, sets the model, forwards it over a kept-alive connection and sends the answer back.
 No routing, no guards, no ledger, no error handling beyond what a benchmark needs. serve's
 overhead minus this one's, measured in the same run, is what routecli's own work costs per request.
 """
@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools
@@ -73,10 +74,15 @@ async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 async def main() -> None:
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0, backlog=1024)
     port = server.sockets[0].getsockname()[1]
-    sys.stderr.write(f"minimal relay: listening on http://127.0.0.1:{port}\n")
+    loop = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+    sys.stderr.write(f"minimal relay: listening on http://127.0.0.1:{port} ({loop} event loop)\n")
     sys.stderr.flush()
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from routecli.serve.run import event_loop  # the same choice serve makes: the floor is measured on it
+
+    with asyncio.Runner(loop_factory=event_loop(sys.argv[2] if len(sys.argv) > 2 else "auto")[0]) as runner:
+        runner.run(main())

@@ -26,13 +26,17 @@ connections sending --requests requests, round after round (--rounds), the order
 round; each client's first request (connection set-up, in one burst of all 64) is left out.
 
 The same requests also go through benchmarks/minimal_relay.py, a third path: a relay that only
-forwards (asyncio and httptools, as serve uses; no routing, no ledger), pinned like serve: the
+forwards (asyncio streams and httptools on the event loop serve runs on; no routing, no ledger),
+pinned like serve: the
 overhead any Python relay has on this machine, measured beside serve's. On the 2-CPU test VM
 code that runs after its CPU sat idle for a few milliseconds runs several times slower than
 back to back, and each request wakes the relay twice (the request, then the upstream's answer),
 so this floor is not small there. Each level also prints the steal time of every CPU (from
 /proc/stat: the hypervisor running other guests while this VM had work), so a run taken in a
 noisy spell says so itself.
+
+--loops asyncio,uvloop starts a serve and a relay on each event loop (`routecli serve --loop`), all
+the paths taking turns in one run: the loops compared side by side. The default is serve's own choice.
 
 Two layouts. "own-core": serve alone on one CPU, the load generator and the fake upstream on
 the rest, as in a deployment where the endpoint does not share its core with the programs
@@ -48,6 +52,7 @@ import gc
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -62,7 +67,7 @@ PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts
            for line in path.read_text().splitlines() if line.strip() and "image" not in json.loads(line)]
 
 
-def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
+def start_serve(vendor_root: str, home: Path, loop: str) -> tuple[subprocess.Popen, str, str]:
     (home / "config.toml").write_text(
         f'[providers.openai]\nbase_url = "{vendor_root}/v1"\npricing_provider = "openai"\n'
         # three tiers, as by default, all at the fake vendor: the classifier's score picks the model
@@ -71,22 +76,24 @@ def start_serve(vendor_root: str, home: Path) -> tuple[subprocess.Popen, str]:
         # an escalation would be a second upstream call: a choice the router made, not serve's overhead
         "[escalation]\nenabled = false\n")
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY}
-    return _listening(subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
-                                       stderr=subprocess.PIPE, text=True, cwd=ROOT))
-
-
-def start_minimal_relay(vendor_root: str) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "OPENAI_API_KEY": KEY}
-    return _listening(subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "minimal_relay.py"), vendor_root],
+    return _listening(subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0", "--loop", loop],
                                        env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT))
 
 
-def _listening(process: subprocess.Popen) -> tuple[subprocess.Popen, str]:
+def start_minimal_relay(vendor_root: str, loop: str) -> tuple[subprocess.Popen, str, str]:
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    return _listening(subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "minimal_relay.py"), vendor_root,
+                                        loop], env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+
+
+def _listening(process: subprocess.Popen) -> tuple[subprocess.Popen, str, str]:
+    """The process, its URL and the event loop it says it runs on."""
     line = process.stderr.readline()
     if "listening on" not in line:
         process.kill()
         raise SystemExit(f"{process.args[1]} did not start: {line}{process.stderr.read()}")
-    return process, line.split("listening on ", 1)[1].split()[0]
+    loop = re.search(r"(\w+) event loop", line)
+    return process, line.split("listening on ", 1)[1].split()[0], loop.group(1) if loop else "unknown"
 
 
 class Route:
@@ -223,22 +230,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(level: int, latency: float, steal: str, direct: Route, serve: Route, relay: Route) -> None:
-    keys = [key for key in direct.times if key in serve.times]
-    d = [direct.times[key] for key in keys]
-    r = [serve.times[key] for key in keys]
-    paired = [serve.times[key] - direct.times[key] for key in keys]
-    floor = [relay.times[key] - direct.times[key] for key in keys if key in relay.times]
-    own = [serve.times[key] - relay.times[key] for key in keys if key in relay.times]
-    print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms, {len(keys)} requests: "
-          f"direct p50 {pct(d, .5):.2f} p99 {pct(d, .99):.2f} ms | via serve p50 {pct(r, .5):.2f} p99 {pct(r, .99):.2f} ms")
-    print(f"      overhead: difference of p50s {pct(r, .5) - pct(d, .5):+.2f} ms, of p99s {pct(r, .99) - pct(d, .99):+.2f} ms; "
-          f"request by request (same client, same upstream delay) p50 {pct(paired, .5):+.2f} ms "
-          f"p99 {pct(paired, .99):+.2f} ms; serve's own CPU {serve.cpu_seconds * 1000 / serve.sent:.2f} ms per request")
-    print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py), same run: request by request "
-          f"p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
-          f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request; serve over this relay, request by request: "
-          f"p50 {pct(own, .5):+.2f} ms (routing, guards and ledger: what routecli itself adds)")
+def report(level: int, latency: float, steal: str, direct: Route, pairs: list[tuple[Route, Route]]) -> None:
+    for serve, relay in pairs:
+        keys = [key for key in direct.times if key in serve.times]
+        d = [direct.times[key] for key in keys]
+        r = [serve.times[key] for key in keys]
+        paired = [serve.times[key] - direct.times[key] for key in keys]
+        floor = [relay.times[key] - direct.times[key] for key in keys if key in relay.times]
+        own = [serve.times[key] - relay.times[key] for key in keys if key in relay.times]
+        print(f"  concurrency {level:>3}, upstream {latency * 1000:.0f} ms, {len(keys)} requests: direct p50 "
+              f"{pct(d, .5):.2f} p99 {pct(d, .99):.2f} ms | via {serve.name} p50 {pct(r, .5):.2f} "
+              f"p99 {pct(r, .99):.2f} ms")
+        print(f"      overhead: difference of p50s {pct(r, .5) - pct(d, .5):+.2f} ms, "
+              f"of p99s {pct(r, .99) - pct(d, .99):+.2f} ms; request by request (same client, same upstream delay) "
+              f"p50 {pct(paired, .5):+.2f} ms p99 {pct(paired, .99):+.2f} ms; serve's own CPU "
+              f"{serve.cpu_seconds * 1000 / serve.sent:.2f} ms per request")
+        print(f"      a do-nothing Python relay (benchmarks/minimal_relay.py, {relay.name}), same run: request by "
+              f"request p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
+              f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request; serve over this relay, request by request: "
+              f"p50 {pct(own, .5):+.2f} ms (routing, guards and ledger: what routecli itself adds)")
     # A noisy spell shows here: time the host gave to other guests while this VM's CPUs had work.
     print(f"      steal time (the hypervisor running something else) during this level: {steal}", flush=True)
 
@@ -255,6 +265,9 @@ def main() -> None:
                         help="own-core: serve on one CPU, this script (client and fake upstream) on the others; "
                              "shared: all of them on every CPU")
     parser.add_argument("--answer-words", type=int, default=260, help="words in every answer")
+    parser.add_argument("--loops", default="auto",
+                        help="serve's --loop, comma-separated: each gets a serve and a relay of its own, all taking "
+                             "turns in one run (asyncio,uvloop compares the two side by side)")
     args = parser.parse_args()
     if args.answer_words < 1:
         parser.error("--answer-words must be 1 or more (260: about a median answer)")
@@ -275,28 +288,39 @@ def main() -> None:
             pin(vendor.pid, mine)
             print(f"layout {layout}: serve on CPU {sorted(its)}, client and upstream on CPU {sorted(mine)}")
             with tempfile.TemporaryDirectory() as tmp:
-                serve, url = start_serve(root, Path(tmp))
-                relay, relay_url = start_minimal_relay(root)
-                for process in (serve, relay):
-                    pin(process.pid, its)  # every thread it has started, not only its main one
-                try:
-                    for pair in args.levels.split(","):
-                        level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
-                        routes = [Route("direct", root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
-                                       {"model": "gpt-5.4-nano"}, None, args.answer_words),
-                                  Route("serve", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid, args.answer_words),
-                                  Route("relay", relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid,
-                                        args.answer_words)]
-                        before = cpu_ticks()
-                        asyncio.run(run_level(routes, level, latency, args.requests, args.rounds, args.jitter))
-                        report(level, latency, stolen(before, cpu_ticks()), *routes)
-                finally:
-                    for process in (serve, relay):
-                        process.terminate()
-                        process.wait(timeout=10)
+                run_layout(args, root, Path(tmp), its)
     finally:
         pin(os.getpid(), set(cpus))
         fakevendor.stop_server(vendor)
+
+
+def run_layout(args: argparse.Namespace, root: str, tmp: Path, its: set[int]) -> None:
+    """Every level, with a serve and a relay per event loop pinned to `its` CPUs."""
+    started: list[tuple[subprocess.Popen, str, str]] = []  # (process, URL, its event loop): serve, relay, serve...
+    try:
+        for loop in args.loops.split(","):
+            (tmp / loop).mkdir()
+            started.append(start_serve(root, tmp / loop, loop))
+            started.append(start_minimal_relay(root, loop))
+        for process, _, _ in started:
+            pin(process.pid, its)  # every thread it has started, not only its main one
+        for pair in args.levels.split(","):
+            level, latency = int(pair.split(":")[0]), float(pair.split(":")[1])
+            direct = Route("direct", root + "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+                           {"model": "gpt-5.4-nano"}, None, args.answer_words)
+            pairs = [(Route(f"serve ({loop})", url + "/v1/chat/completions", {}, {"model": "auto"}, serve.pid,
+                            args.answer_words),
+                      Route(relay_loop, relay_url + "/v1/chat/completions", {}, {"model": "auto"}, relay.pid,
+                            args.answer_words))
+                     for (serve, url, loop), (relay, relay_url, relay_loop) in zip(started[::2], started[1::2])]
+            before = cpu_ticks()
+            asyncio.run(run_level([direct, *(route for both in pairs for route in both)], level, latency,
+                                  args.requests, args.rounds, args.jitter))
+            report(level, latency, stolen(before, cpu_ticks()), direct, pairs)
+    finally:
+        for process, _, _ in started:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 if __name__ == "__main__":

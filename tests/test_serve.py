@@ -21,19 +21,21 @@ def serve(vendor, isolated_home):
     """Start `routecli serve --port 0` on the vendor config; yields a function returning its base URL."""
     started = []
 
-    def start(extra_config: str = "") -> str:
+    def start(extra_config: str = "", args: tuple[str, ...] = ()) -> str:
         if extra_config:
             path = isolated_home / "config.toml"
             path.write_text(path.read_text() + "\n" + extra_config)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0", *args], env=env,
                                    stderr=subprocess.PIPE, text=True)
         started.append(process)
         line = process.stderr.readline()
         assert "listening on" in line, line + process.stderr.read()
+        lines.append(line)
         return line.split("listening on ", 1)[1].split()[0]
 
-    start.processes = started
+    lines: list[str] = []
+    start.processes, start.lines = started, lines
     yield start
     for process in started:
         process.send_signal(signal.SIGTERM)
@@ -69,6 +71,33 @@ def test_chat_through_the_sdk_routes_answers_and_lands_in_the_ledger(serve, vend
     [row] = rows_soon(1)
     assert (row.source, row.status, row.id) == ("serve", "ok", raw.headers["x-routecli-request-id"])
     assert f"{row.provider}:{row.model}" == reply.model
+
+
+def test_serve_runs_on_uvloop_when_installed_and_on_asyncio_when_asked(serve):
+    pytest.importorskip("uvloop")  # a dependency wherever it builds (not on Windows)
+    for args, loop in (((), "uvloop"), (("--loop", "asyncio"), "asyncio")):
+        url = serve(args=args)
+        assert f"; {loop} event loop)" in serve.lines[-1]
+        sdk = client(url)
+        reply = sdk.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"hello {loop}"}])
+        assert reply.choices[0].message.content == f"echo: hello {loop}"
+        stream = sdk.chat.completions.create(model="auto", stream=True,
+                                             messages=[{"role": "user", "content": f"stream {loop}"}])
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == f"echo: stream {loop}"
+
+
+def test_an_event_loop_that_is_unknown_or_not_installed_is_refused_with_the_fix(monkeypatch):
+    import asyncio
+
+    from routecli.errors import UsageError
+    from routecli.serve.run import event_loop
+
+    with pytest.raises(UsageError, match="unknown event loop 'trio': use one of auto, uvloop, asyncio"):
+        event_loop("trio")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed: importing it fails
+    with pytest.raises(UsageError, match="uvloop is not installed: pip install uvloop, or use --loop asyncio"):
+        event_loop("uvloop")
+    assert event_loop("auto") == (asyncio.new_event_loop, "asyncio")
 
 
 def test_a_repeated_temperature_0_request_is_answered_from_the_cache(serve, vendor):

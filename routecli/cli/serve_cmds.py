@@ -17,6 +17,7 @@ def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default serve.host: 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port: 8787; 0 picks one)."),
     db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
+    loop: str = typer.Option("auto", "--loop", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
 ) -> None:
     """Serve POST /v1/chat/completions (model: auto | tier:NAME | provider:model), GET /v1/models, GET /health."""
     if ctx.invoked_subcommand is not None:
@@ -29,7 +30,7 @@ def serve(
     settings = config.guards.serve
     host = host or settings.host
     _refuse_open_without_keys(host, bool(settings.members))
-    run_server(config, KeyRing(config), db_location(db), host, settings.port if port is None else port)
+    run_server(config, KeyRing(config), db_location(db), host, settings.port if port is None else port, loop=loop)
 
 
 @serve_app.command("add-key")
