@@ -3,9 +3,10 @@
     python benchmarks/minimal_relay.py UPSTREAM_ROOT [auto|uvloop|asyncio]   (the key: OPENAI_API_KEY)
 
 asyncio streams and httptools (llhttp) on both sides, as routecli serve uses, on the event loop
-serve picks for the same --loop (uvloop when installed): it reads an OpenAI chat request, sets the model, forwards it over a kept-alive connection and sends the answer back.
-No routing, no guards, no ledger, no error handling beyond what a benchmark needs. serve's
-overhead minus this one's, measured in the same run, is what routecli's own work costs per request.
+serve picks for the same --loop (uvloop when installed): it reads an OpenAI chat request, sets
+the model, forwards it over a kept-alive connection and sends the answer back. No routing, no
+guards, no ledger, no error handling beyond what a benchmark needs. serve's overhead minus this
+one's, measured in the same run, is what routecli's own work costs per request.
 """
 
 from __future__ import annotations
