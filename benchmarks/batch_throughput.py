@@ -9,6 +9,7 @@ next to the ideal N x latency / concurrency, requests/s, ledger rows/s, its peak
 per request in the client and in the fake server (to see which side was the limit).
 Concurrency 1 runs fewer prompts (--small, default 200: 10,000 would take over 8 minutes),
 and says so. Target (issue 4): at concurrency 64, within 90% of ideal; peak RSS under 250 MB.
+--loops asyncio,uvloop runs every level on each event loop in turn (ROUTECLI_LOOP): side by side.
 """
 
 from __future__ import annotations
@@ -68,11 +69,13 @@ def write_inputs(home: Path, prompts: int, root: str) -> None:
     )
 
 
-def run_level(concurrency: int, prompts: int, root: str, workdir: Path) -> dict:
+def run_level(concurrency: int, prompts: int, root: str, workdir: Path, loop: str = "") -> dict:
     home = workdir / f"c{concurrency}"
     write_inputs(home, prompts, root)
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY, "NO_COLOR": "1"}
     env.pop("ROUTECLI_DB", None)
+    if loop:
+        env["ROUTECLI_LOOP"] = loop
     done = subprocess.run([sys.executable, __file__, "--child", "--concurrency", str(concurrency)],
                           env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -106,6 +109,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200, help="prompts at concurrency 1")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--levels", default="1,16,64,256")
+    parser.add_argument("--loops", default="",
+                        help="event loops (ROUTECLI_LOOP) to run each level on in turn, e.g. asyncio,uvloop; "
+                             "default: the one batch picks")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -115,17 +121,18 @@ def main() -> None:
 
     print(f"batch throughput: fake vendor with {args.latency * 1000:.0f} ms latency, {os.cpu_count()} CPUs")
     print(f"{'conc':>5} {'prompts':>7} {'wall s':>8} {'ideal s':>8} {'of ideal':>7} {'req/s':>8} "
-          f"{'rows/s':>8} {'RSS MB':>8} {'CPU µs/req':>10} {'server µs':>10}")
+          f"{'rows/s':>8} {'RSS MB':>8} {'CPU µs/req':>10} {'server µs':>10}" + ("  loop" if args.loops else ""))
     with tempfile.TemporaryDirectory(prefix="routecli-bench-") as tmp:
         for level in (int(x) for x in args.levels.split(",")):
-            root, server = fakevendor.start_server(key=KEY, latency=args.latency)
-            try:
-                prompts = args.small if level == 1 else args.prompts
-                figures = run_level(level, prompts, root, Path(tmp))
-                figures["server_cpu"] = cpu_seconds(server.pid)
-                print(report(figures, args.latency), flush=True)
-            finally:
-                fakevendor.stop_server(server)
+            for loop in args.loops.split(","):  # side by side: each loop in turn, level by level
+                root, server = fakevendor.start_server(key=KEY, latency=args.latency)
+                try:
+                    prompts = args.small if level == 1 else args.prompts
+                    figures = run_level(level, prompts, root, Path(tmp) / (loop or "default"), loop)
+                    figures["server_cpu"] = cpu_seconds(server.pid)
+                    print(report(figures, args.latency) + (f"  {loop}" if loop else ""), flush=True)
+                finally:
+                    fakevendor.stop_server(server)
     if args.small != args.prompts and "1" in args.levels.split(","):
         print(f"(concurrency 1 ran {args.small} prompts, not {args.prompts:,}: the ideal scales with the count)")
 

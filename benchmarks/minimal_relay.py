@@ -83,7 +83,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from routecli.serve.run import event_loop  # the same choice serve makes: the floor is measured on it
+    from routecli.loops import event_loop  # the same choice serve makes: the floor is measured on it
 
     with asyncio.Runner(loop_factory=event_loop(sys.argv[2] if len(sys.argv) > 2 else "auto")[0]) as runner:
         runner.run(main())

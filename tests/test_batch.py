@@ -235,6 +235,36 @@ def test_bad_command_input_is_one_line_exit_2_and_records_nothing(tmp_path, args
     assert query("SELECT * FROM runs") == []
 
 
+@pytest.mark.parametrize("setting, loop", [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_batch_runs_on_uvloop_unless_routecli_loop_says_asyncio(vendor, tmp_path, monkeypatch, setting, loop):
+    import asyncio
+
+    from routecli.batch.runner import Runner
+
+    pytest.importorskip("uvloop")  # a dependency wherever it builds (not on Windows)
+    if setting:
+        monkeypatch.setenv("ROUTECLI_LOOP", setting)
+    seen, run = [], Runner.run
+
+    async def spy(self, *args, **kwargs):
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        return await run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run", spy)
+    out = tmp_path / "out.jsonl"
+    result = batch(str(prompts(tmp_path, ["one", "two"])), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert seen == [loop] and [r["answer"] for r in read_output(out)] == ["echo: id-0 one", "echo: id-1 two"]
+
+
+def test_a_bad_routecli_loop_is_one_line_exit_2_and_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROUTECLI_LOOP", "trio")
+    result = batch(str(write_prompts(tmp_path / "in.jsonl", [{"id": "1", "prompt": "hi"}])))
+    assert result.exit_code == 2, result.output
+    assert "unknown event loop 'trio'" in result.stderr and result.stderr.count("\n") == 1
+    assert query("SELECT * FROM runs") == []
+
+
 def test_resume_refusals(vendor, tmp_path):
     path = prompts(tmp_path, ["one"])
     nothing = batch(str(path), "--resume")

@@ -75,7 +75,7 @@ def test_chat_through_the_sdk_routes_answers_and_lands_in_the_ledger(serve, vend
 
 def test_serve_runs_on_uvloop_when_installed_and_on_asyncio_when_asked(serve):
     pytest.importorskip("uvloop")  # a dependency wherever it builds (not on Windows)
-    for args, loop in (((), "uvloop"), (("--loop", "asyncio"), "asyncio")):
+    for args, loop in ((("--loop", "auto"), "uvloop"), (("--loop", "asyncio"), "asyncio")):
         url = serve(args=args)
         assert f"; {loop} event loop)" in serve.lines[-1]
         sdk = client(url)
@@ -90,12 +90,13 @@ def test_an_event_loop_that_is_unknown_or_not_installed_is_refused_with_the_fix(
     import asyncio
 
     from routecli.errors import UsageError
-    from routecli.serve.run import event_loop
+    from routecli.loops import event_loop
 
-    with pytest.raises(UsageError, match="unknown event loop 'trio': use one of auto, uvloop, asyncio"):
+    with pytest.raises(UsageError, match=r"unknown event loop 'trio' \(--loop, ROUTECLI_LOOP\): use one of auto, "):
         event_loop("trio")
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed: importing it fails
-    with pytest.raises(UsageError, match="uvloop is not installed: pip install uvloop, or use --loop asyncio"):
+    with pytest.raises(UsageError, match=r"uvloop is not installed: pip install uvloop, or use asyncio's own loop "
+                                         r"\(--loop asyncio, ROUTECLI_LOOP=asyncio\)"):
         event_loop("uvloop")
     assert event_loop("auto") == (asyncio.new_event_loop, "asyncio")
 

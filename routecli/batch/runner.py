@@ -49,6 +49,7 @@ class BatchOptions:
     budget: Decimal | None = None  # this run's spending limit, in dollars
     router: str | None = None  # --router, for lines that name none
     use_cache: bool = True
+    loop: str = "auto"  # the event loop (routecli/loops.py)
 
 
 

@@ -114,6 +114,9 @@ def execute(config: Config, keys: KeyRing, store: Store, source: BatchInput, ses
             options: BatchOptions, *, notify: Callable[[str, str], None],
             watch: Callable[[Runner], Coroutine[Any, Any, None]] | None = None) -> Runner:
     """Run every unfinished line; `watch` runs beside it (progress display) and is cancelled after."""
+    from routecli.loops import event_loop
+
+    loop_factory = event_loop(options.loop)[0]
     ledger.start_session(store, session.run.id, pid=os.getpid(), host=socket.gethostname(),
                          output_path=_text(session.output))
     tally = Tally(total=session.run.total_lines, skipped=len(session.skip))
@@ -132,7 +135,8 @@ def execute(config: Config, keys: KeyRing, store: Store, source: BatchInput, ses
     # (a stop-the-world pause for all requests in flight) walks it again.
     gc.freeze()
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory) as on_loop:
+            on_loop.run(main())
     finally:
         gc.unfreeze()  # in a longer-lived process (tests) the objects may go when they are done
         committer.close()

@@ -85,6 +85,10 @@ def batch(
 ) -> None:
     """Route and answer every line of a JSONL file, concurrently; resumable, each line paid once."""
     _check_options(concurrency, max_retries, backoff, order, resume, run_id)
+    from routecli.loops import configured_loop, event_loop
+
+    loop = configured_loop()
+    event_loop(loop)  # a bad ROUTECLI_LOOP is refused before anything is recorded
     run_budget = _dollars(budget)
     if router:
         from routecli.analytics.ab import router_strategy
@@ -105,7 +109,8 @@ def batch(
         store = open_store(db_location(db))
         try:
             code = _run(config, KeyRing(config), store, source, output, db, dry_run=dry_run, resume=resume,
-                        run_id=run_id, options=(concurrency, max_retries, backoff, stream, run_budget, not no_cache, router),
+                        run_id=run_id, options=(concurrency, max_retries, backoff, stream, run_budget, not no_cache, router,
+                                                loop),
                         order=order)
         finally:
             store.close()
@@ -127,9 +132,9 @@ def _run(config: Any, keys: Any, store: Any, source: BatchInput, output: Optiona
     if session.complete:
         note(f"run {session.run.id} is complete: every line answered; nothing to resume")
         return 0
-    concurrency, max_retries, backoff, stream, run_budget, use_cache, router = options
+    concurrency, max_retries, backoff, stream, run_budget, use_cache, router, loop = options
     batch_options = BatchOptions(concurrency, max_retries, backoff, stream, dry_run or session.run.dry_run,
-                                 budget=run_budget, use_cache=use_cache, router=router)
+                                 budget=run_budget, use_cache=use_cache, router=router, loop=loop)
     runner = execute(config, keys, store, source, session, batch_options, notify=_say, watch=watcher())
     status = finish(store, session, runner, save_text=config.save_text, order=order)
     if not session.run.dry_run:

@@ -17,7 +17,8 @@ def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default serve.host: 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default serve.port: 8787; 0 picks one)."),
     db: Optional[str] = typer.Option(None, "--db", envvar="ROUTECLI_DB", help="Ledger path or URL."),
-    loop: str = typer.Option("auto", "--loop", help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
+    loop: str = typer.Option("auto", "--loop", envvar="ROUTECLI_LOOP",
+                             help="Event loop: auto (uvloop when installed), uvloop or asyncio."),
 ) -> None:
     """Serve POST /v1/chat/completions (model: auto | tier:NAME | provider:model), GET /v1/models, GET /health."""
     if ctx.invoked_subcommand is not None:

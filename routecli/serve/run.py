@@ -13,34 +13,13 @@ if TYPE_CHECKING:
     from routecli.keys import KeyRing
 
 
-LOOPS = ("auto", "uvloop", "asyncio")
-
-
 def run_server(config: Config, keys: KeyRing, db: str, host: str, port: int,
                ready: Callable[[str], None] | None = None, loop: str = "auto") -> None:
+    from routecli.loops import event_loop
+
     factory, name = event_loop(loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_main(config, keys, db, host, port, ready, name))
-
-
-def event_loop(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:
-    """The loop factory for `--loop` and its name. uvloop (libuv, in C) when it is installed, as
-    uvicorn's `--loop auto` does: at 64 clients sharing 2 CPUs with them, it cut serve's added p50 by
-    0.4-1.0 ms and its CPU by ~0.2 ms a request against the same code on asyncio's own loop
-    (benchmarks/serve_overhead.py --loops asyncio,uvloop)."""
-    from routecli.errors import UsageError
-
-    if choice not in LOOPS:
-        raise UsageError(f"unknown event loop {choice!r}: use one of {', '.join(LOOPS)}")
-    if choice != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise UsageError("uvloop is not installed: pip install uvloop, or use --loop asyncio") from None
-        else:
-            return uvloop.new_event_loop, "uvloop"
-    return asyncio.new_event_loop, "asyncio"
 
 
 async def _main(config: Config, keys: KeyRing, db: str, host: str, port: int,
