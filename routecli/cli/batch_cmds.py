@@ -37,6 +37,15 @@ def _check_options(concurrency: int, max_retries: int, backoff: float, order: st
         raise UsageError(f"A run id ({run_id}) goes with --resume: `routecli batch FILE --resume {run_id}`")
 
 
+def _loop_setting() -> str:
+    """ROUTECLI_LOOP, refused before anything is recorded if it names no event loop."""
+    from routecli.loops import configured_loop, event_loop
+
+    loop = configured_loop()
+    event_loop(loop)
+    return loop
+
+
 def _dollars(text: Optional[str]) -> Any:
     if text is None:
         return None
@@ -85,10 +94,7 @@ def batch(
 ) -> None:
     """Route and answer every line of a JSONL file, concurrently; resumable, each line paid once."""
     _check_options(concurrency, max_retries, backoff, order, resume, run_id)
-    from routecli.loops import configured_loop, event_loop
-
-    loop = configured_loop()
-    event_loop(loop)  # a bad ROUTECLI_LOOP is refused before anything is recorded
+    loop = _loop_setting()
     run_budget = _dollars(budget)
     if router:
         from routecli.analytics.ab import router_strategy
