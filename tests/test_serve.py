@@ -178,6 +178,26 @@ def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isol
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
 
 
+def test_a_row_not_built_yet_is_built_and_committed_by_flush(vendor, isolated_home, monkeypatch):
+    """Without a budget the row is built a moment after the answer (relay.LATER), off its path;
+    flush(), which the analytics routes call before they read, does not wait for that moment."""
+    import time
+
+    from routecli.serve import relay as serve_relay
+
+    async def body(relay):
+        outcome = await ask(relay, prompt("hello", model="openai:gpt-5.4-nano"))
+        waiting = len(relay._waiting)
+        started = time.perf_counter()
+        await relay.flush()
+        return outcome, waiting, time.perf_counter() - started, len(ledger_rows())
+
+    monkeypatch.setattr(serve_relay, "LATER", 3600.0)  # the moment never comes here: only flush() builds the row
+    outcome, waiting, took, flushed = in_process(body)
+    assert waiting == 1 and flushed == 1 and took < 60
+    assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
+
+
 def test_the_request_side_of_the_assessment_is_ready_when_the_answer_arrives(vendor, isolated_home):
     """Worked out while the upstream model answers, so the answer only waits for its own side;
     the confidence is the same as assessing it all at once, in the answer and in its row."""
@@ -233,7 +253,7 @@ def test_once_the_ledger_fails_no_upstream_call_is_made(vendor, isolated_home, c
         relay.start()
         first = await relay.answer(request, relay.decide(request), caller=None)
         with pytest.raises(StoreError):
-            await relay.writer.flush()  # the commit after the answer runs, and fails
+            await relay.flush()  # the row built after the answer is committed, and fails
         fakevendor.reset(vendor)
         with pytest.raises(StoreError) as refused:
             await relay.answer(request, relay.decide(request), caller=None)
