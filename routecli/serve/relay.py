@@ -222,9 +222,14 @@ class Relay:
         self._waiting[token] = (asyncio.get_running_loop().call_later(LATER, run), run)
 
     def _run_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
         for handle, run in list(self._waiting.values()):
             handle.cancel()
-            run()
+            try:
+                run()
+            except Exception as exc:  # as the loop treats a failing timer: said, and the others still run
+                loop.call_exception_handler({"message": "routecli serve: work after an answer failed",
+                                             "exception": exc})
 
     def _after_answer(self, journey: Journey, decision: Decision, slot: Slot, outcome: Outcome, key: Any) -> None:
         assert outcome.reply is not None
