@@ -125,8 +125,7 @@ def signal_features(signals: Mapping[str, Any]) -> tuple[dict[str, float], dict[
             numeric[name] = 1.0 if value else 0.0
         elif isinstance(value, (int, float)):
             if math.isfinite(value):
-                value = float(value)  # squash(), minus a call a signal:
-                numeric[name] = math.log1p(value) if value >= 0 else -math.log1p(-value)
+                numeric[name] = squash(float(value))
         elif isinstance(value, str):
             for part in value.split(","):
                 part = part.strip()

@@ -19,7 +19,7 @@ from typing import Any
 
 from routecli.domain import Request
 from routecli.errors import UsageError
-from routecli.routing.features import Z_LIMIT, describe, featurize_for, prior_weight
+from routecli.routing.features import describe, featurize_for, prior_weight, standardise
 
 NAME = "learned"
 Part = tuple[str, float, bool]  # (feature, logit change, value above the training mean)
@@ -69,8 +69,7 @@ class Model:
         for name, mean, scale, w in self.numeric:
             value = numeric.get(name)
             if value is not None:
-                # standardise(), minus a call a feature
-                change = w * max(-Z_LIMIT, min(Z_LIMIT, (value - mean) / scale))
+                change = w * standardise(value, mean, scale)  # as train.py does: one formula for both
                 logit += change
                 parts.append((name, change, value > mean))
         for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process
