@@ -19,35 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools
+from lean_http import whole  # this script's folder is on sys.path
 
 UPSTREAM = urlsplit(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:1")
 free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-
-class Message:
-    """httptools callbacks: one whole request or response."""
-
-    def __init__(self) -> None:
-        self.body, self.done, self.status = bytearray(), False, 0
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.done = True
-
-
-async def whole(reader: asyncio.StreamReader, parser_type: type) -> Message | None:
-    message = Message()
-    parser = parser_type(message)
-    while not message.done:
-        data = await reader.read(65_536)
-        if not data:
-            return None
-        parser.feed_data(data)
-    if parser_type is httptools.HttpResponseParser:
-        message.status = parser.get_status_code()
-    return message
 
 
 async def upstream(body: bytes) -> tuple[int, bytes]:

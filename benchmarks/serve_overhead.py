@@ -5,7 +5,7 @@
 The upstream is tests/fakevendor.py with a fixed latency per answer (per level: the fake vendor
 is a Python thread server on the same 2 cores, so at 64 clients its latency must leave it
 enough requests per second to keep up, or the figures measure its queue, not routecli). For each concurrency level,
-the same client (httpx, keep-alive) sends the same OpenAI chat requests straight to the fake
+the same client (keep-alive) sends the same OpenAI chat requests straight to the fake
 vendor and through `routecli serve` (model "auto": the classifier, the guards and the ledger all
 run), and the script prints p50/p99 of each and the overhead two ways: the difference of the two
 paths' percentiles, and the percentiles of the request-by-request differences (each client asks
@@ -16,6 +16,11 @@ The prompts are sample_prompts/'s (text only), in turn. Every reply reports toke
 price the first one and reuse that price. And every reply is --answer-words words long (260: ~1.9
 kB, about the median answer, 1.6 kB, of the 5,432 in ../shared/data/arena_bench_v1), since serve
 reads and re-sends the answer and judges it. Target (issue 8): p50 overhead under 2 ms.
+
+The client is benchmarks/lean_http.py (httptools on asyncio streams, on uvloop when installed:
+~0.25-0.65 ms of CPU a request here) rather than httpx (~2.2-2.7 ms at 64 clients): the load generator shares the
+2 CPUs with serve in the "shared" layout, and a heavy one put its own contention in serve's figure.
+--client httpx brings the old one back; each level prints the load generator's CPU per request.
 
 The paths take turns, so a spell of noise on the machine (this VM has them: the direct path's
 own p99 jumps from tens to hundreds of ms for a while) falls on all of them alike rather than on
@@ -58,9 +63,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Awaitable, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+from routecli.loops import event_loop  # noqa: E402
 KEY = "bench-key-0123456789"
 # the text prompts of sample_prompts/ (16-266 characters; the classifier reads each one)
 PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts").glob("*.jsonl"))
@@ -104,11 +112,12 @@ class Route:
         self.answer_words = answer_words
         self.times: dict[tuple[int, int, int], float] = {}  # (round, client, request) -> ms
         self.cpu_seconds = 0.0
+        self.client_seconds = 0.0  # the load generator's CPU (this process's) for this route's requests
         self.sent = 0
 
 
 async def run_level(routes: list[Route], concurrency: int, latency: float, requests: int, rounds: int,
-                    jitter: float) -> None:
+                    jitter: float, kind: str) -> None:
     """Every route, taking turns (see the module docstring); fills each route's times."""
     # The load generator's own collector pauses (one full collection stalled every request in
     # flight by ~200 ms, whichever route was being measured) are not serve's overhead.
@@ -116,23 +125,21 @@ async def run_level(routes: list[Route], concurrency: int, latency: float, reque
     gc.disable()
     try:
         if concurrency == 1:
-            await _one_client(routes, latency, requests * rounds, jitter)
+            await _one_client(routes, latency, requests * rounds, jitter, kind)
         else:
             for turn in range(rounds):
                 for k in range(len(routes)):
                     route = routes[(turn + k) % len(routes)]  # the order rotates: no route always goes first
-                    await _clients(route, concurrency, latency, requests, jitter, turn)
+                    await _clients(route, concurrency, latency, requests, jitter, turn, kind)
     finally:
         gc.enable()
 
 
-async def _one_client(routes: list[Route], latency: float, requests: int, jitter: float) -> None:
-    import httpx
-
-    clients = [httpx.AsyncClient(timeout=30) for _ in routes]
+async def _one_client(routes: list[Route], latency: float, requests: int, jitter: float, kind: str) -> None:
+    opened = [await senders(kind, route, 1) for route in routes]
     try:
-        for route, client in zip(routes, clients):
-            await _send(client, route, latency)  # opens the connection: a warm-up, not measured
+        for route, (posts, _) in zip(routes, opened):
+            await _send(posts[0], route, latency)  # opens the connection: a warm-up, not measured
         rng = random.Random(0)
         for i in range(requests):
             wait = latency * (1 + rng.uniform(-jitter, jitter))
@@ -140,52 +147,81 @@ async def _one_client(routes: list[Route], latency: float, requests: int, jitter
                 at = (i + k) % len(routes)  # the order rotates: no route always goes first
                 route = routes[at]
                 started = _cpu(route)
-                route.times[0, 0, i] = await _send(clients[at], route, wait, PROMPTS[i % len(PROMPTS)], i)
+                route.times[0, 0, i] = await _send(opened[at][0][0], route, wait, PROMPTS[i % len(PROMPTS)], i)
                 _count(route, started, 1)
     finally:
-        for client in clients:
-            await client.aclose()
+        for _, close in opened:
+            await close()
 
 
-async def _clients(route: Route, concurrency: int, latency: float, requests: int, jitter: float, turn: int) -> None:
+async def _clients(route: Route, concurrency: int, latency: float, requests: int, jitter: float, turn: int,
+                   kind: str) -> None:
     """`concurrency` clients on fresh connections, `requests` in all; each one's first request (the
     connection set-up, in one burst with all the others) is not measured."""
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(client: httpx.AsyncClient, seed: int) -> None:
+    async def worker(post: Post, seed: int) -> None:
         rng = random.Random(turn * 1000 + seed)  # the same latencies on every route
         for i in range(max(2, requests // concurrency)):
             wait = latency * (1 + rng.uniform(-jitter, jitter))
-            ms = await _send(client, route, wait, PROMPTS[(seed + i) % len(PROMPTS)], seed * 1000 + i)
+            ms = await _send(post, route, wait, PROMPTS[(seed + i) % len(PROMPTS)], seed * 1000 + i)
             if i:
                 route.times[turn, seed, i] = ms
 
     started = _cpu(route)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        await asyncio.gather(*(worker(client, seed) for seed in range(concurrency)))
+    posts, close = await senders(kind, route, concurrency)
+    try:
+        await asyncio.gather(*(worker(post, seed) for seed, post in enumerate(posts)))
+    finally:
+        await close()
     _count(route, started, max(2, requests // concurrency) * concurrency)
 
 
-async def _send(client, path: Route, wait: float, text: str = "warm up", tokens: int = 0) -> float:
+Post = Callable[[dict], Awaitable[object]]
+
+
+async def senders(kind: str, route: Route, count: int) -> tuple[list[Post], Callable[[], Awaitable[None]]]:
+    """`count` clients' ways to POST to the route, and how to close them all. "lean": a connection
+    each (benchmarks/lean_http.py); "httpx": one AsyncClient with a pool of `count` connections."""
+    if kind == "lean":
+        from lean_http import Connection
+
+        connections = [Connection(route.url, route.headers) for _ in range(count)]
+
+        async def close_all() -> None:
+            for connection in connections:
+                connection.close()
+
+        return [lambda payload, c=connection: c.post(json.dumps(payload).encode()) for connection in connections], \
+            close_all
+    import httpx
+
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
+    client = httpx.AsyncClient(limits=limits, timeout=30)
+
+    async def post(payload: dict) -> object:
+        return (await client.post(route.url, json=payload, headers=route.headers)).raise_for_status()
+
+    return [post] * count, client.aclose
+
+
+async def _send(post: Post, path: Route, wait: float, text: str = "warm up", tokens: int = 0) -> float:
     # `reasoning` adds to the answer's token count: every reply has counts of its own, as real ones do,
     # so serve prices each one afresh rather than finding the last reply's price
     content = f"{text} [[delay={wait:.4f} reasoning={tokens} words={path.answer_words}]]"
     payload = {**path.body, "messages": [{"role": "user", "content": content}]}
     started = time.perf_counter()
-    response = await client.post(path.url, json=payload, headers=path.headers)
-    response.raise_for_status()
+    async with asyncio.timeout(30):
+        await post(payload)
     return (time.perf_counter() - started) * 1000
 
 
-def _cpu(path: Route) -> float:
-    return _cpu_seconds(path.pid) if path.pid else 0.0
+def _cpu(path: Route) -> tuple[float, float]:
+    return _cpu_seconds(path.pid) if path.pid else 0.0, time.process_time()
 
 
-def _count(path: Route, started: float, sent: int) -> None:
+def _count(path: Route, started: tuple[float, float], sent: int) -> None:
     if path.pid:
-        path.cpu_seconds += _cpu_seconds(path.pid) - started
+        path.cpu_seconds += _cpu_seconds(path.pid) - started[0]
+    path.client_seconds += time.process_time() - started[1]
     path.sent += sent
 
 
@@ -249,6 +285,9 @@ def report(level: int, latency: float, steal: str, direct: Route, pairs: list[tu
               f"request p50 {pct(floor, .5):+.2f} ms p99 {pct(floor, .99):+.2f} ms; its CPU "
               f"{relay.cpu_seconds * 1000 / relay.sent:.2f} ms per request; serve over this relay, request by request: "
               f"p50 {pct(own, .5):+.2f} ms (routing, guards and ledger: what routecli itself adds)")
+    print("      the load generator's CPU per request: " + ", ".join(
+        f"{route.name} {route.client_seconds * 1000 / max(1, route.sent):.2f} ms"
+        for route in [direct, *(route for both in pairs for route in both)]))
     # A noisy spell shows here: time the host gave to other guests while this VM's CPUs had work.
     print(f"      steal time (the hypervisor running something else) during this level: {steal}", flush=True)
 
@@ -268,10 +307,16 @@ def main() -> None:
     parser.add_argument("--loops", default="auto",
                         help="serve's --loop, comma-separated: each gets a serve and a relay of its own, all taking "
                              "turns in one run (asyncio,uvloop compares the two side by side)")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                        help="the load generator: lean (benchmarks/lean_http.py: httptools on asyncio streams) or "
+                             "httpx (~2.2 ms of CPU a request on the test VM, taken from the cores serve shares)")
+    parser.add_argument("--client-loop", default="auto", help="the load generator's event loop: auto|uvloop|asyncio")
     args = parser.parse_args()
     if args.answer_words < 1:
         parser.error("--answer-words must be 1 or more (260: about a median answer)")
     import fakevendor
+
+    print(f"load generator: {args.client} on {event_loop(args.client_loop)[1]}")
 
     cpus = sorted(os.sched_getaffinity(0))
     root, vendor = fakevendor.start_server(key=KEY)
@@ -314,8 +359,9 @@ def run_layout(args: argparse.Namespace, root: str, tmp: Path, its: set[int]) ->
                             args.answer_words))
                      for (serve, url, loop), (relay, relay_url, relay_loop) in zip(started[::2], started[1::2])]
             before = cpu_ticks()
-            asyncio.run(run_level([direct, *(route for both in pairs for route in both)], level, latency,
-                                  args.requests, args.rounds, args.jitter))
+            with asyncio.Runner(loop_factory=event_loop(args.client_loop)[0]) as runner:
+                runner.run(run_level([direct, *(route for both in pairs for route in both)], level, latency,
+                                     args.requests, args.rounds, args.jitter, args.client))
             report(level, latency, stolen(before, cpu_ticks()), direct, pairs)
     finally:
         for process, _, _ in started:

@@ -1,0 +1,52 @@
+"""The serve benchmarks' own parts: the lean load generator, and serve_overhead.py end to end, small."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import VENDOR_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def _post(url: str, headers: dict, payloads: list[dict]) -> list[bytes]:
+    from lean_http import Connection
+
+    async def run() -> list[bytes]:
+        connection = Connection(url, headers)
+        try:
+            return [await connection.post(json.dumps(payload).encode()) for payload in payloads]
+        finally:
+            connection.close()
+
+    return asyncio.run(run())
+
+
+def test_lean_client_reads_whole_answers_on_one_connection(vendor_root):
+    words = [{"model": "gpt-5.4-nano", "messages": [{"role": "user", "content": f"hi [[words={n}]]"}]}
+             for n in (3, 900, 5)]  # the long one arrives in several reads
+    answers = [json.loads(body) for body in _post(vendor_root + "/v1/chat/completions",
+                                                   {"authorization": f"Bearer {VENDOR_KEY}"}, words)]
+    assert [len(a["choices"][0]["message"]["content"].split()) for a in answers] == [3, 900, 5]
+
+
+def test_lean_client_refuses_an_error_status(vendor_root):
+    with pytest.raises(RuntimeError, match="HTTP 401"):
+        _post(vendor_root + "/v1/chat/completions", {"authorization": "Bearer wrong"},
+              [{"model": "gpt-5.4-nano", "messages": [{"role": "user", "content": "hi"}]}])
+
+
+def test_serve_overhead_runs_end_to_end_and_reports_every_path():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_overhead.py"), "--requests", "8", "--rounds", "1",
+         "--levels", "1:0.005,4:0.01", "--layouts", "shared", "--answer-words", "20"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("request by request (same client, same upstream delay) p50") == 2
+    assert out.stdout.count("the load generator's CPU per request: direct") == 2
+    assert "load generator: lean" in out.stdout
