@@ -29,12 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-KEY = "bench-key-0123456789"
-PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts").glob("*.jsonl"))
-           for line in path.read_text().splitlines() if line.strip() and "image" not in json.loads(line)]
+# this script's folder is on sys.path; importing serve_overhead also puts tests/ and the project there
+from serve_overhead import KEY, PROMPTS, ROOT
 
 
 class Sink:
