@@ -68,7 +68,8 @@ from typing import Awaitable, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
-from routecli.loops import event_loop  # noqa: E402
+from routecli.errors import UsageError  # noqa: E402
+from routecli.loops import LOOPS, event_loop  # noqa: E402
 KEY = "bench-key-0123456789"
 # the text prompts of sample_prompts/ (16-266 characters; the classifier reads each one)
 PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts").glob("*.jsonl"))
@@ -310,13 +311,18 @@ def main() -> None:
     parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
                         help="the load generator: lean (benchmarks/lean_http.py: httptools on asyncio streams) or "
                              "httpx (~2.2 ms of CPU a request on the test VM, taken from the cores serve shares)")
-    parser.add_argument("--client-loop", default="auto", help="the load generator's event loop: auto|uvloop|asyncio")
+    parser.add_argument("--client-loop", default="auto", choices=LOOPS, help="the load generator's event loop")
     args = parser.parse_args()
+    try:
+        client_loop, loop_name = event_loop(args.client_loop)
+    except UsageError as exc:  # uvloop asked for and not installed
+        parser.error(str(exc))
+    args.client_loop_factory = client_loop
     if args.answer_words < 1:
         parser.error("--answer-words must be 1 or more (260: about a median answer)")
     import fakevendor
 
-    print(f"load generator: {args.client} on {event_loop(args.client_loop)[1]}")
+    print(f"load generator: {args.client} on {loop_name}")
 
     cpus = sorted(os.sched_getaffinity(0))
     root, vendor = fakevendor.start_server(key=KEY)
@@ -359,7 +365,7 @@ def run_layout(args: argparse.Namespace, root: str, tmp: Path, its: set[int]) ->
                             args.answer_words))
                      for (serve, url, loop), (relay, relay_url, relay_loop) in zip(started[::2], started[1::2])]
             before = cpu_ticks()
-            with asyncio.Runner(loop_factory=event_loop(args.client_loop)[0]) as runner:
+            with asyncio.Runner(loop_factory=args.client_loop_factory) as runner:
                 runner.run(run_level([direct, *(route for both in pairs for route in both)], level, latency,
                                      args.requests, args.rounds, args.jitter, args.client))
             report(level, latency, stolen(before, cpu_ticks()), direct, pairs)
