@@ -18,7 +18,7 @@ kB, about the median answer, 1.6 kB, of the 5,432 in ../shared/data/arena_bench_
 reads and re-sends the answer and judges it. Target (issue 8): p50 overhead under 2 ms.
 
 The client is benchmarks/lean_http.py (httptools on asyncio streams, on uvloop when installed:
-~0.25-0.65 ms of CPU a request here) rather than httpx (~2.2-2.7 ms at 64 clients): the load generator shares the
+~0.25-0.65 ms of CPU a request here) rather than httpx (1.7-2.8 ms at 64 clients): the load generator shares the
 2 CPUs with serve in the "shared" layout, and a heavy one put its own contention in serve's figure.
 --client httpx brings the old one back; each level prints the load generator's CPU per request.
 
@@ -310,7 +310,7 @@ def main() -> None:
                              "turns in one run (asyncio,uvloop compares the two side by side)")
     parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
                         help="the load generator: lean (benchmarks/lean_http.py: httptools on asyncio streams) or "
-                             "httpx (~2.2 ms of CPU a request on the test VM, taken from the cores serve shares)")
+                             "httpx (1.7-2.8 ms of CPU a request at 64 clients on the test VM, from the cores serve shares)")
     parser.add_argument("--client-loop", default="auto", choices=LOOPS, help="the load generator's event loop")
     args = parser.parse_args()
     try:
