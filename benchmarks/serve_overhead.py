@@ -76,7 +76,9 @@ PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts
            for line in path.read_text().splitlines() if line.strip() and "image" not in json.loads(line)]
 
 
-def start_serve(vendor_root: str, home: Path, loop: str) -> tuple[subprocess.Popen, str, str]:
+def start_serve(vendor_root: str, home: Path, loop: str,
+                command: list[str] | None = None) -> tuple[subprocess.Popen, str, str]:
+    """`routecli serve` (or `command`, whose arguments then go on with serve's) over the fake vendor."""
     (home / "config.toml").write_text(
         f'[providers.openai]\nbase_url = "{vendor_root}/v1"\npricing_provider = "openai"\n'
         # three tiers, as by default, all at the fake vendor: the classifier's score picks the model
@@ -85,7 +87,8 @@ def start_serve(vendor_root: str, home: Path, loop: str) -> tuple[subprocess.Pop
         # an escalation would be a second upstream call: a choice the router made, not serve's overhead
         "[escalation]\nenabled = false\n")
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY}
-    return _listening(subprocess.Popen([sys.executable, "-m", "routecli", "serve", "--port", "0", "--loop", loop],
+    command = command or [sys.executable, "-m", "routecli"]
+    return _listening(subprocess.Popen([*command, "serve", "--port", "0", "--loop", loop],
                                        env=env, stderr=subprocess.PIPE, text=True, cwd=ROOT))
 
 

@@ -50,3 +50,15 @@ def test_serve_overhead_runs_end_to_end_and_reports_every_path():
     assert out.stdout.count("request by request (same client, same upstream delay) p50") == 2
     assert out.stdout.count("the load generator's CPU per request: direct") == 2
     assert "load generator: lean" in out.stdout
+
+
+def test_serve_breakdown_stamps_serve_requests_and_prints_the_parts():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_breakdown.py"), "--clients", "2", "--latency", "0.005",
+         "--requests", "8", "--rounds", "1"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "shared, 2 clients, upstream 5 ms: request by request p50" in out.stdout
+    assert "serve's clock, 6 requests (2 that opened an upstream connection" in out.stdout  # each client's first
+    for part in ("before the call", "writing the call", "after the answer", "writing the response", "all four"):
+        assert f"    {part}" in out.stdout
