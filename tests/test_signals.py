@@ -1,6 +1,12 @@
 """Signals are named facts; a few fixed examples pin what each one notices."""
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from routecli.domain import Image, Message, Request
+from routecli.routing import signals as signals_module
 from routecli.routing.signals import extract_signals
 
 
@@ -46,3 +52,74 @@ def test_constraints_and_length():
     assert s["constraints"] >= 6
     big = signals("x" * 500_000)
     assert big["chars"] == 500_000 and big["est_tokens"] == 125_000
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab1_Zé.,;:'-/+#()= \n\t")), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_TEXT)
+def test_tokens_are_words_less_the_punctuation_they_end_with(text):
+    """The tokenizer's one regex counts what `[\\w][\\w./+#'-]*` then rstrip(".,;:'-") did."""
+    counts = {}
+    for token in re.findall(r"[\w][\w./+#'-]*", text):
+        token = token.rstrip(".,;:'-")
+        counts[token] = counts.get(token, 0) + 1
+    assert dict(signals_module._token_counts(text)) == counts
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["prove", "proofs", "optimizing", "migrate", "step", "by", "design", "a", "cat",
+                                 "symptoms", "diagnosis", "taxes", "x" * 50]), max_size=12))
+def test_a_lexicon_finds_the_same_with_its_tokens_remembered(words):
+    text = " ".join(words)
+    counts = signals_module._token_counts(text)
+    fresh = signals_module._Lexicon(signals_module._FAMILIES)
+    first, again = fresh.hits(counts, text), fresh.hits(counts, text)
+    assert first == again == _hits_unremembered(signals_module._Lexicon(signals_module._FAMILIES), counts, text)
+    assert all(len(token) <= signals_module.KNOWN_LENGTH for token in fresh._known)  # "x" * 50 is not kept
+
+
+def _hits_unremembered(lexicon, counts, text):
+    found = {name: {} for name in lexicon.names}
+    for token, n in counts.items():
+        for name in lexicon.families(token):
+            found[name][token] = n
+    for first, pairs in lexicon.phrases.items():
+        for phrase, name in pairs:
+            if first in counts and text.count(phrase):
+                found[name][phrase] = text.count(phrase)
+    return found
+
+
+def test_a_lexicon_remembers_at_most_its_limit(monkeypatch):
+    monkeypatch.setattr(signals_module, "KNOWN_TOKENS", 3)
+    lexicon = signals_module._Lexicon(signals_module._FAMILIES)
+    lexicon.hits(signals_module._token_counts("one two three four five prove"), "one two three four five prove")
+    assert len(lexicon._known) == 3
+    assert lexicon.hits({"prove": 1}, "prove")["reasoning"] == {"prove": 1}  # found without being remembered
+
+
+def test_every_sample_prompt_keeps_its_signals_and_scores():
+    """Pinned: the signals and both classifiers' scores and reasons for every sample prompt, alone and
+    in a conversation. Work that makes them faster leaves this as it is; a change in what they notice
+    changes it, and then the weights are retrained (scripts/train_weights.py) and this is updated."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from routecli.routing import learned, rules
+
+    root = Path(__file__).resolve().parents[1] / "sample_prompts"
+    texts = [json.loads(line)["prompt"] for path in sorted(root.glob("*.jsonl"))
+             for line in path.read_text().splitlines() if line.strip()]
+    texts += ["", "hi", "```python\nprint(1)\n```\nfix this", "Übersetze das bitte", "x" * 20000, "1+2=?\n" * 50]
+    out = []
+    for text in texts:
+        for request in (Request((Message("user", text),)),
+                        Request((Message("user", "earlier, step by step"), Message("assistant", "ok"),
+                                 Message("user", text)), system="You are a careful coding agent. You have access to tools.")):
+            out.append(repr(sorted(extract_signals(request).items())))
+            for score, reasons, _ in (learned.score_request(request), rules.score_request(request)):
+                out.append(f"{score:.10f} {reasons}")  # to 10 places: the last bits may differ between libms
+    assert (len(out), hashlib.sha256("\n".join(out).encode()).hexdigest()[:16]) == (168, "ddb33c71b8cf2c42")

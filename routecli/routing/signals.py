@@ -7,6 +7,7 @@ decision's reasons, so names are stable: a learned model's weights refer to them
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from routecli.domain import Request
 
@@ -16,7 +17,9 @@ from routecli.domain import Request
 HEAD_CHARS = 3_000
 TAIL_CHARS = 1_000
 
-_TOKEN = re.compile(r"[\w][\w./+#'-]*")
+# A word with the dots, slashes and the like inside it (file.py, c++, don't), less any it ends with:
+# the longest run of these that ends in a word character, /, + or #.
+_TOKEN = re.compile(r"\w(?:[\w./+#'-]*[\w/+#])?")
 _CODE_FENCE = re.compile(r"```([\w+#-]+)?")
 _MATH_OP = re.compile(r"\d\s*[-+*/^=<>]\s*[\d(a-z]|[√∑∫π≤≥≠]")
 _STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
@@ -78,39 +81,56 @@ _FILE_EXTENSIONS = _words(
 )
 
 
+KNOWN_TOKENS = 50_000  # tokens whose families a lexicon remembers (a few MB at most)
+KNOWN_LENGTH = 40  # longer tokens (URLs, pasted blobs) are looked up afresh: they rarely recur
+
+
 class _Lexicon:
     """Every keyword family compiled into one index, so a prompt's tokens are read once.
 
-    Python pays per call, not per byte: one C-level `startswith(all_prefixes)` per token,
-    and a phrase is counted only when its first word occurs at all.
+    Python pays per call, not per byte: each distinct token's families are worked out once per
+    process (one C-level `startswith(all_prefixes)`), and a phrase is counted only when its
+    first word occurs at all.
     """
 
     def __init__(self, families: dict[str, tuple[str, ...]]) -> None:
         self.exact: dict[str, list[str]] = {}
         self.by_prefix: dict[str, list[str]] = {}
-        self.phrases: list[tuple[str, str, str]] = []  # (first word, phrase, family)
+        self.phrases: dict[str, list[tuple[str, str]]] = {}  # first word -> [(phrase, family)]
         for name, (words, phrases) in families.items():
             for entry in words.split():
                 table = self.by_prefix if entry.endswith("*") else self.exact
                 table.setdefault(entry.rstrip("*"), []).append(name)
             for phrase in filter(None, phrases.split("|")):
                 first = re.search(r"\w+", phrase)
-                self.phrases.append((first.group() if first else phrase, phrase, name))
+                self.phrases.setdefault(first.group() if first else phrase, []).append((phrase, name))
+        self.firsts = frozenset(self.phrases)
         self.prefixes = tuple(self.by_prefix)
         self.names = tuple(families)
+        # token -> families(token), remembered: words recur from prompt to prompt, and one dict hit
+        # costs less than trying every prefix again (~40 for the domains)
+        self._known: dict[str, tuple[str, ...]] = {}
+
+    def families(self, token: str) -> tuple[str, ...]:
+        """The families a token belongs to: as a whole word, then by each prefix it starts with."""
+        names = list(self.exact.get(token, ()))
+        if token.startswith(self.prefixes):
+            names += [name for prefix in self.prefixes if token.startswith(prefix) for name in self.by_prefix[prefix]]
+        return tuple(names)
 
     def hits(self, counts: dict[str, int], text: str) -> dict[str, dict[str, int]]:
         found: dict[str, dict[str, int]] = {name: {} for name in self.names}
+        known = self._known
         for token, n in counts.items():
-            for name in self.exact.get(token, ()):
+            names = known.get(token)
+            if names is None:
+                names = self.families(token)
+                if len(token) <= KNOWN_LENGTH and len(known) < KNOWN_TOKENS:
+                    known[token] = names
+            for name in names:
                 found[name][token] = n
-            if token.startswith(self.prefixes):
-                for prefix in self.prefixes:
-                    if token.startswith(prefix):
-                        for name in self.by_prefix[prefix]:
-                            found[name][token] = n
-        for first, phrase, name in self.phrases:
-            if first in counts:
+        for first in self.firsts.intersection(counts):  # a phrase is looked for only if its first word occurs
+            for phrase, name in self.phrases[first]:
                 n = text.count(phrase)
                 if n:
                     found[name][phrase] = n
@@ -138,11 +158,7 @@ def _merge(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
 
 
 def _token_counts(low: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for token in _TOKEN.findall(low):
-        token = token.rstrip(".,;:'-")
-        counts[token] = counts.get(token, 0) + 1
-    return counts
+    return Counter(_TOKEN.findall(low))
 
 
 def _file_refs(counts: dict[str, int]) -> int:
@@ -177,7 +193,8 @@ def extract_signals(request: Request) -> dict[str, float | int | bool | str]:
     user = _LEXICON.hits(user_counts, user_low)
     system = _LEXICON.hits(_token_counts(system_low), system_low) if system_low else {}
     rest_counts = _token_counts(earlier_low) if earlier_low else {}
-    family = _merge([user, system, _LEXICON.hits(rest_counts, earlier_low) if rest_counts else {}])
+    extra = [part for part in (system, _LEXICON.hits(rest_counts, earlier_low) if rest_counts else {}) if part]
+    family = _merge([user, *extra]) if extra else user  # one message: nothing to add up
     counts = dict(user_counts)
     for token, n in rest_counts.items():
         counts[token] = counts.get(token, 0) + n
