@@ -7,6 +7,7 @@ llama.cpp server and LM Studio: those are config entries with another base_url.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -38,6 +39,7 @@ def build_call(request: Request, model: str, *, stream: bool, base_url: str,
     return HttpCall("POST", f"{base_url.rstrip('/')}/chat/completions", headers, body, stream)
 
 
+@lru_cache(maxsize=64)  # a process talks to a handful of base URLs; parsing one took ~15 us a call
 def max_tokens_field(base_url: str) -> str:
     host = httpx.URL(base_url).host
     return "max_completion_tokens" if host in COMPLETION_TOKENS_HOSTS else "max_tokens"
