@@ -144,6 +144,40 @@ def test_a_silent_server_is_a_read_timeout():
     run(answer, calls)
 
 
+def test_the_read_timeout_bounds_each_wait_not_the_whole_answer_nor_a_later_call():
+    """A body trickling in (each piece within the timeout, the whole longer) is read; a later call on
+    the same kept-alive connection with a shorter timeout than the one before times out on its own."""
+    calls_seen: list[int] = []
+
+    async def answer(writer):
+        calls_seen.append(1)
+        if len(calls_seen) == 2:  # answered after the first call's timer fired: its next one is 5 s off
+            await asyncio.sleep(0.4)
+            writer.write(respond(b"{}"))
+            return True
+        if len(calls_seen) == 3:
+            await asyncio.sleep(1.5)  # the third call: silence
+            return False
+        body = b"x" * 50
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body))
+        for i in range(5):
+            await asyncio.sleep(0.06)
+            writer.write(body[i * 10:(i + 1) * 10])
+        return True
+
+    async def calls(pool, url):
+        first = await pool.exchange("POST", url + "/x", [], b"", httpx.Timeout(30.0, read=0.25))
+        await pool.exchange("POST", url + "/x", [], b"", httpx.Timeout(30.0, read=5.0))  # its timer is due in 5 s
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await pool.exchange("POST", url + "/x", [], b"", httpx.Timeout(30.0, read=0.1))
+        return first.content, loop.time() - started
+
+    (content, waited), _, opened = run(answer, calls)
+    assert content == b"x" * 50 and opened == 1 and waited < 0.8
+
+
 def test_a_url_that_is_not_http_is_refused():
     async def calls(pool, url):
         with pytest.raises(httpx.UnsupportedProtocol):

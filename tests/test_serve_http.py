@@ -159,3 +159,32 @@ def test_any_bytes_are_a_request_a_parse_error_or_too_large_never_a_crash(data):
     except (TooLarge, httptools.HttpParserError):
         return
     assert all(len(r.body) <= 50 for r in requests.done)
+
+
+def test_an_idle_connection_is_closed_but_a_slow_answer_is_not_cut(monkeypatch):
+    """IDLE_TIMEOUT bounds the wait for the client's next request, never the time the handler takes."""
+    from routecli.serve import http
+
+    monkeypatch.setattr(http, "IDLE_TIMEOUT", 0.3)
+
+    async def slow(request: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(0.6)  # twice the idle timeout: an upstream model thinking
+        return HttpResponse(200, b"{}")
+
+    async def main() -> tuple[bytes, bytes, float]:
+        loop = asyncio.get_running_loop()
+        server = await start_server(slow, "127.0.0.1", 0, 1000)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post(b"/a", b"{}"))
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n{}"), 5)
+        idle_from = loop.time()
+        rest = await asyncio.wait_for(reader.read(), 5)  # b"" once serve closes the idle connection
+        waited = loop.time() - idle_from
+        writer.close()
+        server.close()
+        return answer, rest, waited
+
+    answer, rest, waited = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and rest == b""
+    assert 0.25 < waited < 3

@@ -109,11 +109,30 @@ class _Requests:
                                             "headers")
 
 
+class _Idle:
+    """Closes a connection that has waited IDLE_TIMEOUT for the client's next bytes; the handler's
+    own time never counts. One timer per connection, moved on only when it fires: an
+    asyncio.timeout around every read armed and cancelled a timer per request (~6.5 µs each on uvloop)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.loop, self.writer = asyncio.get_running_loop(), writer
+        self.since: float | None = None  # when the current wait for the client began; None: not waiting
+        self.timer = self.loop.call_at(self.loop.time() + IDLE_TIMEOUT, self._check)
+
+    def _check(self) -> None:
+        now, since = self.loop.time(), self.since
+        if since is not None and now - since >= IDLE_TIMEOUT:
+            self.writer.close()  # the read waiting on it then sees the end of the stream
+        else:
+            self.timer = self.loop.call_at((now if since is None else since) + IDLE_TIMEOUT, self._check)
+
+
 async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler,
                            max_body: int) -> None:
     requests = _Requests(max_body, writer)
+    idle = _Idle(writer)
     try:
-        while (request := await _next_request(requests, reader, writer)) is not None:
+        while (request := await _next_request(requests, reader, writer, idle)) is not None:
             await _send(writer, await handler(request), close=not request.keep_alive,
                         head_only=request.method == "HEAD")
             if not request.keep_alive:
@@ -121,19 +140,21 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
     except (ConnectionError, asyncio.TimeoutError):
         return
     finally:
+        idle.timer.cancel()
         writer.close()
 
 
 async def _next_request(requests: _Requests, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter) -> HttpRequest | None:
-    """The next whole request; None once the client is gone or has been sent an error."""
+                        writer: asyncio.StreamWriter, idle: _Idle) -> HttpRequest | None:
+    """The next whole request; None once the client is gone (or idle too long) or has been sent an error."""
     while not requests.done:
         if requests.broken:
             await _send(writer, _error(400, f"malformed HTTP request ({requests.broken}); send an HTTP/1.1 request, "
                                             "as any OpenAI client does"), close=True)
             return None
-        async with asyncio.timeout(IDLE_TIMEOUT):  # not wait_for: that starts a task per read
-            data = await reader.read(READ_SIZE)
+        idle.since = idle.loop.time()
+        data = await reader.read(READ_SIZE)
+        idle.since = None
         if not data:
             return None
         try:
