@@ -1,5 +1,5 @@
 """The event loop routecli's async work runs on: serve's (`--loop`) and batch's; ROUTECLI_LOOP
-sets both (auto, uvloop or asyncio)."""
+sets both (auto, uvloop or asyncio). And Watch: the timeout of a connection's repeated waits."""
 
 from __future__ import annotations
 
@@ -34,3 +34,47 @@ def event_loop(choice: str) -> tuple[Callable[[], asyncio.AbstractEventLoop], st
         else:
             return uvloop.new_event_loop, "uvloop"
     return asyncio.new_event_loop, "asyncio"
+
+
+class Watch:
+    """Calls `expired()` once a wait begun with begin(timeout) has lasted `timeout` seconds, unless
+    end() came first. One timer per watch, moved on only when it fires: an asyncio.timeout around
+    every read armed and cancelled a timer each time (~6.5 µs on uvloop, three per request through
+    serve: its read of the request, two of the upstream's answer)."""
+
+    def __init__(self, expired: Callable[[], None]) -> None:
+        self._loop, self._expired = asyncio.get_running_loop(), expired
+        self._waiting: tuple[float, float] | None = None  # (when the wait began, its timeout)
+        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def begin(self, timeout: float) -> None:
+        now = self._loop.time()
+        self._waiting = (now, timeout)
+        if self._timer is None or now + timeout < self._due:  # none set, or set too late for this wait
+            self._arm(now + timeout)
+
+    def end(self) -> None:
+        self._waiting = None
+
+    def cancel(self) -> None:
+        self._waiting = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._due = self._loop.call_at(due, self._fire), due
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._waiting is None:
+            return  # between waits: the next begin() sets it again
+        began, timeout = self._waiting
+        if self._loop.time() - began >= timeout:
+            self._waiting = None
+            self._expired()
+        else:
+            self._arm(began + timeout)

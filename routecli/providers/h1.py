@@ -20,6 +20,8 @@ from typing import AsyncIterator
 import httptools
 import httpx
 
+from routecli.loops import Watch
+
 READ_SIZE = 65_536
 HEAD_LIMIT = 100 * 1024  # a response head larger than this is refused, as httpcore does
 Headers = list[tuple[bytes, bytes]]
@@ -83,12 +85,7 @@ class Connection:
         self._busy = False  # a request is out and its response not read to the end
         self._keepalive = keepalive
         self._idle_since = time.monotonic()
-        # The read timeout: one timer per connection, moved on only when it fires, rather than an
-        # asyncio.timeout armed and cancelled around every read (~6.5 µs each on uvloop)
-        self._loop = asyncio.get_running_loop()
-        self._reading: tuple[float, float] | None = None  # (when the current read began, its timeout)
-        self._watch: asyncio.TimerHandle | None = None
-        self._watch_at = 0.0
+        self._reads = Watch(self._read_timed_out)  # each read's timeout
         self._timed_out = False
 
     @classmethod
@@ -167,20 +164,19 @@ class Connection:
             return
 
     def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        self._reads.cancel()
         self._writer.close()  # no wait for the peer: a connection being dropped owes it nothing
 
     async def _receive(self, timeout: float | None) -> None:
         """Read once and parse; the end of the connection ends an unframed body, and is an error otherwise."""
         if timeout is not None:
-            self._watch_read(timeout)
+            self._reads.begin(timeout)
         try:
             data = await self._reader.read(READ_SIZE)
         except OSError as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__) from None
         finally:
-            self._reading = None
+            self._reads.end()
         if self._timed_out:
             raise httpx.ReadTimeout(f"no data within {timeout} s")
         response = self._response
@@ -193,24 +189,9 @@ class Connection:
         else:
             response.complete, response.keep_alive = True, False
 
-    def _watch_read(self, timeout: float) -> None:
-        now = self._loop.time()
-        self._reading = (now, timeout)
-        if self._watch is None or now + timeout < self._watch_at:  # none due, or due too late for this read
-            if self._watch is not None:
-                self._watch.cancel()
-            self._watch, self._watch_at = self._loop.call_at(now + timeout, self._check), now + timeout
-
-    def _check(self) -> None:
-        self._watch = None
-        if self._reading is None:
-            return  # between reads: the next one sets it again
-        began, timeout = self._reading
-        if self._loop.time() - began >= timeout:
-            self._timed_out = True
-            self._writer.transport.abort()  # the read waiting on it ends; _receive raises ReadTimeout
-        else:
-            self._watch, self._watch_at = self._loop.call_at(began + timeout, self._check), began + timeout
+    def _read_timed_out(self) -> None:
+        self._timed_out = True
+        self._writer.transport.abort()  # the read waiting on it ends; _receive raises ReadTimeout
 
 
 def _request_head(method: bytes, target: bytes, headers: Headers) -> bytes:

@@ -18,6 +18,8 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import httptools
 
+from routecli.loops import Watch
+
 READ_SIZE = 65_536
 IDLE_TIMEOUT = 75.0  # seconds a keep-alive connection may wait for its next request
 HEAD_LIMIT = 64 * 1024  # request line and headers
@@ -109,28 +111,10 @@ class _Requests:
                                             "headers")
 
 
-class _Idle:
-    """Closes a connection that has waited IDLE_TIMEOUT for the client's next bytes; the handler's
-    own time never counts. One timer per connection, moved on only when it fires: an
-    asyncio.timeout around every read armed and cancelled a timer per request (~6.5 µs each on uvloop)."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self.loop, self.writer = asyncio.get_running_loop(), writer
-        self.since: float | None = None  # when the current wait for the client began; None: not waiting
-        self.timer = self.loop.call_at(self.loop.time() + IDLE_TIMEOUT, self._check)
-
-    def _check(self) -> None:
-        now, since = self.loop.time(), self.since
-        if since is not None and now - since >= IDLE_TIMEOUT:
-            self.writer.close()  # the read waiting on it then sees the end of the stream
-        else:
-            self.timer = self.loop.call_at((now if since is None else since) + IDLE_TIMEOUT, self._check)
-
-
 async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler,
                            max_body: int) -> None:
     requests = _Requests(max_body, writer)
-    idle = _Idle(writer)
+    idle = Watch(writer.close)  # an idle connection is closed: the read waiting on it sees the end of the stream
     try:
         while (request := await _next_request(requests, reader, writer, idle)) is not None:
             await _send(writer, await handler(request), close=not request.keep_alive,
@@ -140,21 +124,21 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
     except (ConnectionError, asyncio.TimeoutError):
         return
     finally:
-        idle.timer.cancel()
+        idle.cancel()
         writer.close()
 
 
 async def _next_request(requests: _Requests, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter, idle: _Idle) -> HttpRequest | None:
+                        writer: asyncio.StreamWriter, idle: Watch) -> HttpRequest | None:
     """The next whole request; None once the client is gone (or idle too long) or has been sent an error."""
     while not requests.done:
         if requests.broken:
             await _send(writer, _error(400, f"malformed HTTP request ({requests.broken}); send an HTTP/1.1 request, "
                                             "as any OpenAI client does"), close=True)
             return None
-        idle.since = idle.loop.time()
+        idle.begin(IDLE_TIMEOUT)  # the wait for the client's bytes is bounded, never the handler's time
         data = await reader.read(READ_SIZE)
-        idle.since = None
+        idle.end()
         if not data:
             return None
         try:
