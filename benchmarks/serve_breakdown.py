@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--layout", choices=("shared", "own-core"), default="shared")
     args = parser.parse_args()
+    if min(args.clients, args.requests, args.rounds) < 1 or args.latency < 0:
+        parser.error("--clients, --requests and --rounds must be 1 or more, --latency 0 or more")
     # importing serve_overhead puts tests/ (the fake vendor) on the path
     from serve_overhead import KEY, Route, cpu_ticks, pct, pin, run_level, start_serve, stolen
 
