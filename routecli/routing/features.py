@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any, Mapping
 
 from routecli.domain import Request
-from routecli.routing.signals import KNOWN_LENGTH, KNOWN_TOKENS, extract_signals
+from routecli.routing.signals import Known, extract_signals
 
 # The task is stated at the start and end of a prompt; the middle of a long one is pasted
 # material. A 200 kB prompt then costs what a 2.5 kB one does.
@@ -62,7 +62,7 @@ class _AskIndex:
             self.phrases += [(phrase.split()[0], phrase, kind) for phrase in phrases]
         self.prefixes = tuple(self.by_prefix)
         self.kinds = tuple(kinds)
-        self._known: dict[str, str] = {}  # word -> kind(word), as signals._Lexicon remembers its tokens
+        self._known = Known(self.kind)
 
     def kind(self, word: str) -> str:
         """The ask kind a word names, or ""."""
@@ -75,11 +75,7 @@ class _AskIndex:
         found = dict.fromkeys(self.kinds, 0)
         known = self._known
         for word, n in words.items():
-            kind = known.get(word)
-            if kind is None:
-                kind = self.kind(word)
-                if len(word) <= KNOWN_LENGTH and len(known) < KNOWN_TOKENS:
-                    known[word] = kind
+            kind = known[word]
             if kind:
                 found[kind] += n
         for first, phrase, kind in self.phrases:

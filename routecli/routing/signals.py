@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any, Callable
 
 from routecli.domain import Request
 
@@ -85,6 +86,21 @@ KNOWN_TOKENS = 50_000  # tokens whose families a lexicon remembers (a few MB at 
 KNOWN_LENGTH = 40  # longer tokens (URLs, pasted blobs) are looked up afresh: they rarely recur
 
 
+class Known(dict):
+    """work(token), remembered for tokens up to KNOWN_LENGTH characters while there is room: words
+    recur from prompt to prompt, and a dict hit costs less than working one out again."""
+
+    def __init__(self, work: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.work = work
+
+    def __missing__(self, token: str) -> Any:
+        value = self.work(token)
+        if len(token) <= KNOWN_LENGTH and len(self) < KNOWN_TOKENS:
+            self[token] = value
+        return value
+
+
 class _Lexicon:
     """Every keyword family compiled into one index, so a prompt's tokens are read once.
 
@@ -107,9 +123,7 @@ class _Lexicon:
         self.firsts = frozenset(self.phrases)
         self.prefixes = tuple(self.by_prefix)
         self.names = tuple(families)
-        # token -> families(token), remembered: words recur from prompt to prompt, and one dict hit
-        # costs less than trying every prefix again (~40 for the domains)
-        self._known: dict[str, tuple[str, ...]] = {}
+        self._known = Known(self.families)  # one dict hit instead of trying every prefix (~40 for the domains)
 
     def families(self, token: str) -> tuple[str, ...]:
         """The families a token belongs to: as a whole word, then by each prefix it starts with."""
@@ -122,12 +136,7 @@ class _Lexicon:
         found: dict[str, dict[str, int]] = {name: {} for name in self.names}
         known = self._known
         for token, n in counts.items():
-            names = known.get(token)
-            if names is None:
-                names = self.families(token)
-                if len(token) <= KNOWN_LENGTH and len(known) < KNOWN_TOKENS:
-                    known[token] = names
-            for name in names:
+            for name in known[token]:
                 found[name][token] = n
         for first in self.firsts.intersection(counts):  # a phrase is looked for only if its first word occurs
             for phrase, name in self.phrases[first]:
