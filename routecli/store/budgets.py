@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from routecli.guard.budget import Scope, keys_for_row, share_text
 from routecli.store.alerts import record_alert
+from routecli.store.combine import combined
 from routecli.store.engine import write_transaction
 from routecli.store.models import new_id, stamp
 
@@ -52,29 +53,58 @@ class Reservation:
 
 
 def reserve(store: Any, scopes: list[Scope], micros: int, now: datetime, warn_share: float) -> Reservation:
-    """Atomically: check every limit has room for `micros` more, then hold it on all of them."""
-    with write_transaction(store.engine) as conn:
-        _expire_holds(conn, now)
-        standings = [_standing(conn, scope, now) for scope in scopes]
-        for standing in standings:
-            if standing.used + micros > standing.scope.limit_micros:
-                return Reservation(None, standing, ())
-        hold = Hold(new_id(), tuple(s.scope.key for s in standings), micros)
-        for key in hold.keys:
-            conn.execute(text("UPDATE budget_spend SET reserved_micros = reserved_micros + :m, updated_at = :at "
-                              "WHERE key = :key"), {"m": micros, "at": stamp(now), "key": key})
-        conn.execute(text("INSERT INTO budget_holds (id, keys, micros, created_at) VALUES (:id, :keys, :m, :at)"),
-                     {"id": hold.id, "keys": json.dumps(hold.keys), "m": micros, "at": stamp(now)})
-        warnings = _warnings(conn, standings, micros, warn_share)
-    return Reservation(hold, None, warnings)
+    """Atomically: check every limit has room for `micros` more, then hold it on all of them.
+
+    Threads reserving at the same moment share one transaction (store/combine.py), each checked
+    in turn against the counters as the ones before it left them."""
+    return combined(store.engine, _reserve_group, (scopes, micros, now, warn_share))
 
 
 def release(store: Any, hold: Hold | None) -> None:
     """The call is over (its cost, if any, is in the ledger): free what it held."""
-    if hold is None:
-        return
-    with write_transaction(store.engine) as conn:
-        _drop_hold(conn, hold.id, hold.keys, hold.micros)
+    if hold is not None:
+        combined(store.engine, _release_group, hold)
+
+
+def _reserve_group(engine: Any, asks: list[tuple[list[Scope], int, datetime, float]]) -> list[Reservation]:
+    counters: dict[str, list[int]] = {}  # key -> [spent, reserved], as this transaction leaves them
+    reservations, held = [], []
+    with write_transaction(engine) as conn:
+        _expire_holds(conn, max(now for _, _, now, _ in asks))
+        for scopes, micros, now, warn_share in asks:
+            standings = [_standing(conn, scope, now, counters) for scope in scopes]
+            refused = next((s for s in standings if s.used + micros > s.scope.limit_micros), None)
+            if refused is not None:
+                reservations.append(Reservation(None, refused, ()))
+                continue
+            hold = Hold(new_id(), tuple(s.scope.key for s in standings), micros)
+            for key in hold.keys:
+                counters[key][1] += micros
+            held.append((hold, stamp(now)))
+            reservations.append(Reservation(hold, None, _warnings(conn, standings, micros, warn_share)))
+        if held:
+            _hold(conn, held)
+    return reservations
+
+
+def _hold(conn: Connection, held: list[tuple[Hold, str]]) -> None:
+    """Write the group's new holds, and add them to their counters (one statement per key)."""
+    added: dict[str, int] = defaultdict(int)
+    last: dict[str, str] = {}
+    for hold, at in held:
+        for key in hold.keys:
+            added[key] += hold.micros
+            last[key] = at
+    conn.execute(text("UPDATE budget_spend SET reserved_micros = reserved_micros + :m, updated_at = :at "
+                      "WHERE key = :key"), [{"m": micros, "at": last[key], "key": key} for key, micros in added.items()])
+    conn.execute(text("INSERT INTO budget_holds (id, keys, micros, created_at) VALUES (:id, :keys, :m, :at)"),
+                 [{"id": hold.id, "keys": json.dumps(hold.keys), "m": hold.micros, "at": at} for hold, at in held])
+
+
+def _release_group(engine: Any, holds: list[Hold]) -> list[None]:
+    with write_transaction(engine) as conn:
+        drop_holds(conn, holds)
+    return [None] * len(holds)
 
 
 def standings(store: Any, scopes: list[Scope], now: datetime) -> list[Standing]:
@@ -99,15 +129,26 @@ def add_spend(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
                      [{"m": micros, "key": key} for key, micros in totals.items()])
 
 
-def _standing(conn: Connection, scope: Scope, now: datetime) -> Standing:
+def _standing(conn: Connection, scope: Scope, now: datetime, counters: dict[str, list[int]] | None = None) -> Standing:
+    """The scope's counter (created from the ledger if it has none yet); `counters` keeps what this
+    transaction read and changed, so a key is read once however many calls it holds for."""
+    known = None if counters is None else counters.get(scope.key)
+    if known is None:
+        known = _read_counter(conn, scope, now)
+        if counters is not None:
+            counters[scope.key] = known
+    return Standing(scope, known[0], known[1])
+
+
+def _read_counter(conn: Connection, scope: Scope, now: datetime) -> list[int]:
     row = conn.execute(text("SELECT spent_micros, reserved_micros FROM budget_spend WHERE key = :key"),
                        {"key": scope.key}).first()
     if row is None:
         spent = _ledger_spend(conn, scope)
         conn.execute(text("INSERT INTO budget_spend (key, spent_micros, reserved_micros, updated_at) "
                           "VALUES (:key, :spent, 0, :at)"), {"key": scope.key, "spent": spent, "at": stamp(now)})
-        return Standing(scope, spent, 0)
-    return Standing(scope, int(row.spent_micros), int(row.reserved_micros))
+        return [spent, 0]
+    return [int(row.spent_micros), int(row.reserved_micros)]
 
 
 def _ledger_spend(conn: Connection, scope: Scope) -> int:
@@ -138,15 +179,27 @@ def _ledger_spend(conn: Connection, scope: Scope) -> int:
 def _expire_holds(conn: Connection, now: datetime) -> None:
     stale = conn.execute(text("SELECT id, keys, micros FROM budget_holds WHERE created_at < :cutoff"),
                          {"cutoff": stamp(now - HOLD_TTL)}).all()
-    for row in stale:
-        _drop_hold(conn, row.id, tuple(json.loads(row.keys)), int(row.micros))
+    if stale:
+        drop_holds(conn, [Hold(row.id, tuple(json.loads(row.keys)), int(row.micros)) for row in stale])
 
 
-def _drop_hold(conn: Connection, hold_id: str, keys: tuple[str, ...], micros: int) -> None:
-    gone = conn.execute(text("DELETE FROM budget_holds WHERE id = :id"), {"id": hold_id}).rowcount
-    if gone:
-        conn.execute(text("UPDATE budget_spend SET reserved_micros = reserved_micros - :m WHERE key = :key"),
-                     [{"m": micros, "key": key} for key in keys])
+def drop_holds(conn: Connection, holds: list[Hold]) -> None:
+    """Delete the holds and take what they held off their counters, in the caller's write transaction
+    (serve frees a call's hold in the one that commits its row); a hold already gone (expired and
+    dropped by another process) is not taken off twice."""
+    present = set(conn.execute(text("SELECT id FROM budget_holds WHERE id IN :ids")
+                               .bindparams(bindparam("ids", expanding=True)), {"ids": [h.id for h in holds]}).scalars())
+    if not present:
+        return
+    conn.execute(text("DELETE FROM budget_holds WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                 {"ids": sorted(present)})
+    freed: dict[str, int] = defaultdict(int)
+    for hold in holds:
+        if hold.id in present:
+            for key in hold.keys:
+                freed[key] += hold.micros
+    conn.execute(text("UPDATE budget_spend SET reserved_micros = reserved_micros - :m WHERE key = :key"),
+                 [{"m": micros, "key": key} for key, micros in freed.items()])
 
 
 def _warnings(conn: Connection, standings: list[Standing], micros: int, warn_share: float) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, case, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -192,7 +192,9 @@ class Committer:
         self._sql = (insert_sql, _positional(_UPSERT_LINE, mark))
         return conn
 
-    def __call__(self, attempts: list[dict[str, Any]], lines: list[dict[str, Any]]) -> None:
+    def __call__(self, attempts: list[dict[str, Any]], lines: list[dict[str, Any]],
+                 also: Callable[[Connection], None] | None = None) -> None:
+        """Insert the rows and lines in one transaction; `also(conn)` runs in it too."""
         try:
             if self._conn is None:
                 self._conn = self._open()
@@ -209,6 +211,8 @@ class Committer:
                     add_tags(self._conn, checked)
                 if params:
                     self._conn.exec_driver_sql(upsert_sql, params)
+                if also is not None:
+                    also(self._conn)
         except SQLAlchemyError as exc:
             self.close()
             raise _fail(self.store, "write", exc, self.on_fail) from None
