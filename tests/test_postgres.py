@@ -283,6 +283,96 @@ def test_budget_reservations_from_four_processes_never_pass_the_limit(pg_url, co
     assert rows(pg_url, "SELECT COUNT(*) FROM alerts WHERE kind = 'budget'") == [(1,)]  # warned once, not per process
 
 
+def test_threads_reserving_at_once_share_transactions_and_never_pass_the_limit(pg_url, monkeypatch):
+    """serve reserves on threads (serve/relay.py): the calls waiting while a group's transaction runs
+    go into the next one together, each checked against the counter as the ones before it left it."""
+    import threading
+
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    sizes, real = [], budgets._reserve_group
+
+    def counted(engine, asks):
+        sizes.append(len(asks))
+        if len(sizes) == 1:
+            time.sleep(0.3)  # the other threads queue up meanwhile
+        return real(engine, asks)
+
+    monkeypatch.setattr(budgets, "_reserve_group", counted)
+    scope = Scope(key="total", label="total limit", limit_micros=100_000, period="total")
+    held: list = []
+
+    def reserve_until_refused(store):
+        while (made := budgets.reserve(store, [scope], 7_000, datetime.now(timezone.utc), 0.99)).hold is not None:
+            held.append(made.hold)
+
+    def on_threads(work, args_list):
+        threads = [threading.Thread(target=work, args=args) for args in args_list]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    with open_store(pg_url) as store:
+        on_threads(reserve_until_refused, [(store,)] * 8)
+        assert len(held) == 100_000 // 7_000  # never past the limit, none lost
+        assert max(sizes) > 1 and len(sizes) < len(held) + 8  # they did share transactions
+        assert rows(pg_url, "SELECT reserved_micros FROM budget_spend WHERE key = 'total'") == [(len(held) * 7_000,)]
+        on_threads(lambda hold: budgets.release(store, hold), [(hold,) for hold in held])
+        budgets.release(store, held[0])  # a hold freed twice is taken off once
+    assert rows(pg_url, "SELECT reserved_micros FROM budget_spend WHERE key = 'total'") == [(0,)]
+    assert rows(pg_url, "SELECT COUNT(*) FROM budget_holds") == [(0,)]
+
+
+def test_serve_on_postgres_keeps_store_work_off_the_loop_and_frees_each_hold_with_its_row(vendor, pg_url,
+                                                                                          isolated_home):
+    import asyncio
+
+    from test_serve import ask, in_process, prompt
+
+    add_config(isolated_home, PRICES + "[budgets]\ndaily = 100.0\n")
+
+    async def body(relay):
+        requests = [prompt(f"hello {n} [[delay=0.05]]", model="openai:gpt-5.4-nano") for n in range(16)]
+        return relay._threads is not None, await asyncio.gather(*(ask(relay, request) for request in requests))
+
+    on_threads, outcomes = in_process(body)
+    assert on_threads and [outcome.status for outcome in outcomes] == ["ok"] * 16
+    [(count, spent)] = rows(pg_url, "SELECT COUNT(*), SUM(cost_micros) FROM attempts WHERE source = 'serve'")
+    assert count == 16 and spent > 0
+    assert rows(pg_url, "SELECT COUNT(*) FROM budget_holds") == [(0,)]  # each freed with its row's commit
+    assert rows(pg_url, "SELECT spent_micros, reserved_micros FROM budget_spend WHERE key LIKE 'day:%'") == \
+        [(spent, 0)]
+
+
+def test_serve_frees_a_hold_made_for_a_request_cancelled_while_it_was_reserved(vendor, pg_url, isolated_home):
+    import asyncio
+
+    from test_serve import ask, in_process, prompt
+
+    add_config(isolated_home, PRICES + "[budgets]\ndaily = 100.0\n")
+
+    async def body(relay):
+        real = relay.policy.reserve
+
+        def slow(journey, decision):  # the client goes away while this runs on its thread
+            time.sleep(0.3)
+            return real(journey, decision)
+
+        relay.policy.reserve = slow
+        task = asyncio.ensure_future(ask(relay, prompt("hello", model="openai:gpt-5.4-nano")))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.sleep(0.4)  # the reservation finishes meanwhile
+        await relay.flush()
+        return task.cancelled()
+
+    assert in_process(body)
+    assert rows(pg_url, "SELECT COUNT(*) FROM budget_holds") == [(0,)]
+    assert rows(pg_url, "SELECT reserved_micros FROM budget_spend WHERE key LIKE 'day:%'") == [(0,)]
+
+
 def test_two_batches_share_one_daily_budget_and_never_overshoot_it(vendor, pg_url, isolated_home, tmp_path):
     add_config(isolated_home, PRICES + '[budgets]\ndaily = 0.5\non_exceed = "refuse"\n')
     open_store(pg_url).close()

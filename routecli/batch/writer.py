@@ -13,13 +13,16 @@ the loop ~0.6 ms, and under load a commit of one or two rows at a time took that
 requests in flight (benchmarks/serve_overhead.py). A row someone waits for, flush() and
 close() commit at once. LiteLLM's proxy batches its spend writes the same way
 (proxy_batch_write_at).
+
+With `offload` (serve on a database server) the commit runs where that puts it, a thread: there it
+waits on the network, not on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 MAX_GROUP = 500  # rows per transaction at most: keeps each write lock short
 
@@ -41,8 +44,10 @@ class WriterStats:
 
 class GroupWriter:
     def __init__(self, commit: Callable[[list[dict[str, Any]], list[dict[str, Any]]], None],
-                 on_commit: Callable[[list[Item]], None] | None = None, *, linger: float = 0.0) -> None:
+                 on_commit: Callable[[list[Item]], None] | None = None, *, linger: float = 0.0,
+                 offload: Callable[..., Awaitable[Any]] | None = None) -> None:
         self._commit = commit
+        self._offload = offload
         self._linger = linger
         self._on_commit = on_commit
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
@@ -92,7 +97,7 @@ class GroupWriter:
             if first is None:
                 break
             group, stop = await self._gather(first)
-            self._write(group)
+            await self._write(group)
             await asyncio.sleep(0)  # let the waiters run before the next group
 
     async def _gather(self, first: Item) -> tuple[list[Item], bool]:
@@ -123,12 +128,15 @@ class GroupWriter:
             timer.cancel()
             self._wake = None
 
-    def _write(self, group: list[Item]) -> None:
+    async def _write(self, group: list[Item]) -> None:
         attempts = [item.attempt for item in group if item.attempt is not None]
         lines = [item.line for item in group if item.line is not None]
         if self.error is None and (attempts or lines):
             try:
-                self._commit(attempts, lines)
+                if self._offload is None:
+                    self._commit(attempts, lines)
+                else:
+                    await self._offload(self._commit, attempts, lines)
             except Exception as exc:  # the ledger refused: the run stops, every waiter hears why
                 self.error = exc
         for item in group:

@@ -44,7 +44,11 @@ class Gate:
         self.use_cache = use_cache and config.guards.cache.enabled
         self.clock = clock
         self._breakers: dict[str, BreakerState] = {}
-        self._breakers_read = float("-inf")
+        self._breakers_read = float("-inf")  # when the copy was read (monotonic)
+        self._breakers_changed = float("-inf")  # when this process last changed a breaker
+        # serve on a database server re-reads the breakers on a thread of its own (serve/relay.py):
+        # a request then never waits for that read, and uses the copy it has meanwhile
+        self.reload_elsewhere = False
 
     # ------------------------------------------------------------ circuit breakers
 
@@ -63,7 +67,7 @@ class Gate:
         from routecli.store import breakers
 
         if verdict == "probe" and breakers.claim_probe(self.store, state, now):
-            self._breakers_read = float("-inf")
+            self._breakers_changed = time.monotonic()
             return True, f"{ref}: circuit half-open, this call is the probe"
         return False, f"skipped {ref}: circuit {describe(state, settings, now)}"
 
@@ -78,18 +82,27 @@ class Gate:
         from routecli.store import breakers
 
         new = breakers.report(self.store, target, kind, self.config.guards.breaker, self.clock())
-        self._breakers_read = float("-inf")
+        self._breakers_changed = time.monotonic()
         if new is None or new.state == known.state:
             return ""
         return f"{target}: circuit {new.state}" + (f" after {new.consecutive} failures" if kind else "")
 
     def _breaker(self, target: str) -> BreakerState:
-        if time.monotonic() - self._breakers_read > BREAKER_TTL:
-            from routecli.store import breakers
-
-            self._breakers = breakers.load(self.store)
-            self._breakers_read = time.monotonic()
+        if not self.reload_elsewhere and self.breakers_due(BREAKER_TTL):
+            self.reload_breakers()
         return self._breakers.get(target) or BreakerState(target)
+
+    def breakers_due(self, age: float) -> bool:
+        """Whether the copy of the breakers is older than `age` seconds (or was marked stale by a change)."""
+        read = self._breakers_read
+        return self.config.guards.breaker.enabled and (time.monotonic() - read > age or self._breakers_changed >= read)
+
+    def reload_breakers(self) -> None:
+        from routecli.store import breakers
+
+        started = time.monotonic()
+        self._breakers = breakers.load(self.store)
+        self._breakers_read = started
 
     # ------------------------------------------------------------ budgets
 

@@ -2,6 +2,14 @@
 (breaker, budget, cache, fallback, escalation; `flow.Policy`), over shared async clients, with
 rows committed in groups by the batch runner's GroupWriter so a busy endpoint is not held up
 by one transaction per request.
+
+On a database server (a PostgreSQL ledger, team mode) every store call waits for the network, and
+on the event loop that wait held up every request in flight: at 64 clients, a ledger 2 ms away
+added ~2.8 s a request under a budget and ~10 ms without one (benchmarks/serve_ledger.py). There the
+store work runs on threads of its own (`_store`): the commits, the budget holds (which threads
+reserving at once share a transaction, store/combine.py), the response cache, the breakers (read
+again in the background, so no request waits for them). On SQLite it stays on the loop, where a
+local write is quicker than handing it to a thread (batch/writer.py).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import asyncio
 import functools
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.batch.writer import GroupWriter, Item
@@ -26,6 +35,7 @@ if TYPE_CHECKING:
     from routecli.keys import KeyRing
     from routecli.providers.aio import AsyncHttpProvider
     from routecli.store import Store
+    from routecli.store.budgets import Hold
 
 CONNECTIONS = 256  # per upstream provider
 # Work no caller waits for (an answer's ledger row, the request's side of the answer's assessment)
@@ -33,6 +43,8 @@ CONNECTIONS = 256  # per upstream provider
 # are ready by then go first: 64 clients in process (benchmarks/serve_inprocess.py), serve's added p50
 # 1.62-1.63 ms with that work run at once (call_soon), 1.42-1.45 with it put off; 1.76-1.87 with 0 s.
 LATER = 0.001  # seconds
+STORE_THREADS = 8  # threads for the store work on a database server; its write lock serialises them anyway
+BREAKERS_EVERY = 0.5  # seconds between the background reads of the breakers (their copy lives 1 s: gate.py)
 
 
 class Relay:
@@ -45,8 +57,15 @@ class Relay:
         committer = Committer(store, on_fail="; routecli serve takes no more requests: fix the database "
                                              "(disk space, permissions, --db) and restart it")
         waits = config.guards.budgets.active
-        self.writer = GroupWriter(lambda attempts, _lines: _say_if_failed(committer, attempts),
-                                  linger=0 if waits else config.guards.serve.commit_interval_ms / 1000)
+        self._threads = None if store.engine.dialect.name == "sqlite" else \
+            ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="routecli-store")
+        self.gate.reload_elsewhere = self._threads is not None
+        self._reloader: asyncio.Task[None] | None = None
+        self._behind: set[Future[Any]] = set()  # store work on the threads that no request waits for
+        self._holds: dict[str, Hold] = {}  # row id -> the budget hold its commit frees
+        self.writer = GroupWriter(lambda rows, _lines: _say_if_failed(committer, rows, self._holds_of(rows)),
+                                  linger=0 if waits else config.guards.serve.commit_interval_ms / 1000,
+                                  offload=self._store if self._threads else None)
         self._committer = committer
         # Under a budget a call's hold is released only once its row (and cost) is in the ledger,
         # so the answer waits for the commit. Otherwise the answer goes out first and its row is
@@ -61,18 +80,48 @@ class Relay:
 
     def start(self) -> None:
         self.writer.start()
+        if self.gate.reload_elsewhere and self.config.guards.breaker.enabled:
+            self._reloader = asyncio.get_running_loop().create_task(self._reload_breakers())
+
+    async def _store(self, work: Callable[..., Any], *args: Any) -> Any:
+        """work(*args): on a thread on a database server, here on SQLite (see the module docstring)."""
+        if self._threads is None:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
+
+    async def _reload_breakers(self) -> None:
+        """Keep the breakers' copy fresh off the loop; a failed read keeps the old copy (and is said once)."""
+        failing = False
+        while True:
+            await asyncio.sleep(BREAKERS_EVERY / 10)
+            if not self.gate.breakers_due(BREAKERS_EVERY):
+                continue
+            try:
+                await self._store(self.gate.reload_breakers)
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    sys.stderr.write(f"routecli serve: could not read the circuit breakers: {exc}; "
+                                     "check the database (--db); the last copy is used meanwhile\n")
+                failing = True
 
     async def flush(self) -> None:
-        """Commit every row of an answer already given."""
+        """Commit every row of an answer already given (and free its budget hold)."""
         self._run_waiting()  # the rows not built yet go in first
         await self.writer.flush()
+        for future in list(self._behind):
+            await asyncio.wrap_future(future)
 
     async def close(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
         self._run_waiting()  # as in flush()
         await self.writer.close()
         for provider in self._providers.values():
             await provider.client.aclose()
         self._committer.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)  # the cache writes still queued
 
     def warm(self) -> None:
         """Do now what the first request would: load the classifier's weights and the price data,
@@ -87,6 +136,8 @@ class Relay:
             self.price_of(Usage(1, 1), decision.model)
         except RoutecliError:  # nothing routable yet: each request will say why
             pass
+        if self.gate.reload_elsewhere and self.config.guards.breaker.enabled:
+            self.gate.reload_breakers()  # the first requests have a copy to use
         for name in dict.fromkeys(ref.provider for _, ref in self.config.all_models()):
             if self.config.provider(name).kind != "llamacpp" and self.keys.has(name):
                 self._provider(name)
@@ -136,19 +187,37 @@ class Relay:
                                     model=decision.model.model)
             return nxt
         try:
-            decision, hold = self.policy.reserve(journey, decision)
+            decision, journey.hold = await self._reserve(journey, decision)
         except BudgetRefused as refused:
             mark_skipped(refused.row, "budget", refused.message)
             await self._record(refused.row)
             raise BudgetError(refused.message) from None
         try:
             key = self.gate.cache_key(journey.request, decision.model)
-            hit = self.gate.cached(key)
+            hit = None if key is None else await self._store(self.gate.cached, key)
             if hit is not None:
                 return await self._from_cache(journey, decision, hit, emit)
             return await self._call(journey, decision, key, emit, sent)
         finally:
-            self.gate.release(hold)
+            if journey.hold is not None:  # no row took it (the call was cut short): freed on its own
+                self._in_background(self.gate.release, journey.hold)
+                journey.hold = None
+
+    async def _reserve(self, journey: Journey, decision: Decision) -> tuple[Decision, Hold | None]:
+        """policy.reserve, on a thread on a database server; a hold made for a caller who has gone
+        meanwhile (its request cancelled) is freed, not left to block the budget until it expires."""
+        if self._threads is None or not self.gate.budgeted:
+            return self.policy.reserve(journey, decision)
+        made = asyncio.get_running_loop().run_in_executor(self._threads, self.policy.reserve, journey, decision)
+        try:
+            return await asyncio.shield(made)
+        except asyncio.CancelledError:
+            made.add_done_callback(self._free_orphan)
+            raise
+
+    def _free_orphan(self, made: asyncio.Future[tuple[Decision, Hold | None]]) -> None:
+        if not made.cancelled() and made.exception() is None and made.result()[1] is not None:
+            self._in_background(self.gate.release, made.result()[1])
 
     async def _call(self, journey: Journey, decision: Decision, key: Any,
                     emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
@@ -177,8 +246,11 @@ class Relay:
         self.policy.judge(journey, outcome, asked)
         if self._answer_waits_for_ledger:
             row = self._ok_row(journey, decision, slot, outcome)
-            await self._record(row)
-            self._after_success(row, decision, key, reply, False)
+            await self._record(row, journey)
+            if key is None:  # nothing to write (unless the breaker changes): no thread needed
+                self._after_success(row, decision, key, reply, False)
+            else:
+                await self._store(self._after_success, row, decision, key, reply, False)
         else:  # the row changes nothing in the answer: it is built and queued once the answer is on its way
             self._later(functools.partial(self._after_answer, journey, decision, slot, outcome, key))
         escalate = None if emit is not None else self.policy.escalation(journey, decision, outcome)
@@ -194,8 +266,8 @@ class Relay:
         row = self.policy.row(journey, decision, slot)
         message = redact(str(exc), self._secrets)
         mark_failed(row, exc.kind, message, (time.perf_counter() - started) * 1000, "", self.config)
-        await self._record(row)
-        self.gate.report(decision.model, exc.kind)
+        await self._record(row, journey)
+        await self._store(self.gate.report, decision.model, exc.kind)
         if journey.step == "escalation" and journey.weak is not None:
             journey.history.append(f"escalation failed ({exc.kind}); kept the first answer")
             return journey.weak
@@ -210,6 +282,21 @@ class Relay:
         fill_ok(row, outcome, self.config)
         fill_assessment(row, outcome)
         return row
+
+    def _in_background(self, work: Callable[..., None], *args: Any) -> None:
+        """Store work no caller waits for: on a thread on a database server, else LATER on the loop;
+        flush() waits for it, a failure is said on stderr."""
+        if self._threads is None:
+            self._later(functools.partial(work, *args))
+            return
+        future = self._threads.submit(work, *args)
+        self._behind.add(future)
+        future.add_done_callback(self._behind_done)
+
+    def _behind_done(self, future: Future[Any]) -> None:
+        self._behind.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            sys.stderr.write(f"routecli serve: {future.exception()}\n")
 
     def _later(self, work: Callable[[], None]) -> None:
         """Do `work` LATER seconds from now; flush() and close() do it at once if it is still waiting."""
@@ -233,7 +320,12 @@ class Relay:
 
     def _after_answer(self, journey: Journey, decision: Decision, slot: Slot, outcome: Outcome, key: Any) -> None:
         assert outcome.reply is not None
-        self._after_success(self._ok_row(journey, decision, slot, outcome), decision, key, outcome.reply, True)
+        row = self._ok_row(journey, decision, slot, outcome)
+        self.writer.put_nowait(Item(row, {}))
+        if key is None:  # nothing to write (unless the breaker changes)
+            self._after_success(row, decision, key, outcome.reply, True)
+        else:
+            self._in_background(self._after_success, row, decision, key, outcome.reply, True)
 
     async def _from_cache(self, journey: Journey, decision: Decision, hit: Any,
                           emit: Callable[[str], None] | None) -> Outcome:
@@ -241,7 +333,7 @@ class Relay:
 
         row = self.policy.row(journey, decision)
         baseline = self.policy.fill_from_cache(row, decision, hit)
-        await self._record(row)
+        await self._record(row, journey)
         if emit:
             emit(hit.answer)
         reply = Reply(hit.answer, hit.usage, decision.model.model, "stop", None, 0.0)
@@ -249,22 +341,28 @@ class Relay:
                        price_source="cache", cache_kind=hit.kind,
                        saved_cost=None if hit.cost_micros is None else from_micros(hit.cost_micros))
 
-    def _after_success(self, row: dict[str, Any], decision: Decision, key: Any, reply: Reply, queue: bool) -> None:
-        """Queue the row (unless it is in already), tell the breaker, fill the response cache (a
-        write to the store when the cache is on)."""
-        if queue:
-            self.writer.put_nowait(Item(row, {}))
+    def _after_success(self, row: dict[str, Any], decision: Decision, key: Any, reply: Reply, answered: bool) -> None:
+        """Tell the breaker, fill the response cache (a write to the store when the cache is on).
+        `answered`: the answer is out already, so a failure is only said."""
         try:
             self.gate.report(decision.model, None)
             self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
         except Exception as exc:  # the answer is already out: say it here, the next request will meet it too
-            if not queue:
+            if not answered:
                 raise
             sys.stderr.write(f"routecli serve: could not update the breaker or the response cache: {exc}; "
                              "check the database (disk space, permissions, --db)\n")
 
-    async def _record(self, row: dict[str, Any]) -> None:
+    async def _record(self, row: dict[str, Any], journey: Journey | None = None) -> None:
+        """Queue the row (and, under a budget, wait for its commit); the journey's budget hold, if
+        any, is freed in the same transaction: one write a call fewer than freeing it on its own."""
+        if journey is not None and journey.hold is not None and self.writer.error is None:
+            self._holds[row["id"]] = journey.hold
+            journey.hold = None
         await self.writer.put(Item(row, {}), wait=self._answer_waits_for_ledger)
+
+    def _holds_of(self, attempts: list[dict[str, Any]]) -> list[Hold]:
+        return [hold for row in attempts if (hold := self._holds.pop(row["id"], None)) is not None]
 
     def _provider(self, name: str) -> AsyncHttpProvider:
         if name not in self._providers:
@@ -277,11 +375,13 @@ class Relay:
         return self._providers[name]
 
 
-def _say_if_failed(committer: Committer, attempts: list[dict[str, Any]]) -> None:
-    """Commit; a failure is also told on serve's stderr, since with the answer already sent the
-    caller who would have seen it may be gone (the writer keeps it for every later request)."""
+def _say_if_failed(committer: Committer, attempts: list[dict[str, Any]], holds: list[Hold]) -> None:
+    """Commit (freeing the holds); a failure is also told on serve's stderr, since with the answer
+    already sent the caller who would have seen it may be gone (the writer keeps it for every later request)."""
+    from routecli.store.budgets import drop_holds
+
     try:
-        committer(attempts, [])
+        committer(attempts, [], (lambda conn: drop_holds(conn, holds)) if holds else None)
     except Exception as exc:
         sys.stderr.write(f"routecli serve: {exc}\n")
         raise
