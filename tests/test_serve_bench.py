@@ -62,3 +62,38 @@ def test_serve_breakdown_stamps_serve_requests_and_prints_the_parts():
     assert "serve's clock, 6 requests (2 that opened an upstream connection" in out.stdout  # each client's first
     for part in ("before the call", "writing the call", "after the answer", "writing the response", "all four"):
         assert f"    {part}" in out.stdout
+
+
+def test_the_delay_proxy_holds_each_way_for_half_the_round_trip(vendor_root):
+    import time
+
+    from serve_ledger import start_proxy
+
+    port = int(vendor_root.rsplit(":", 1)[1])
+    proxy, proxy_port = start_proxy(port, rtt_ms=200)
+    try:
+        payload = [{"model": "gpt-5.4-nano", "messages": [{"role": "user", "content": "hi"}]}] * 2
+        started = time.perf_counter()
+        answers = _post(f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
+                        {"authorization": f"Bearer {VENDOR_KEY}"}, payload)
+        took = time.perf_counter() - started
+    finally:
+        proxy.kill()
+    assert len(answers) == 2 and took >= 0.4  # two requests, one round trip each (and the connection's)
+
+
+def test_serve_ledger_runs_every_ledger_and_counts_their_rows():
+    import os
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "serve_ledger.py"), "--levels", "4:0.01", "--requests", "8",
+         "--rounds", "1", "--rtt-ms", "4"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    if "PostgreSQL skipped" in out.stdout and os.environ.get("ROUTECLI_REQUIRE_PG") != "1":
+        pytest.skip("no PostgreSQL server here: only the SQLite half ran")
+    ledgers = ("SQLite", "PostgreSQL here", "PostgreSQL 4 ms away")
+    for ledger in ledgers:
+        for budget in ("off", "on"):
+            assert f"{ledger}, budget {budget}: 8 ledger rows for 8 requests" in out.stdout, out.stdout
+    assert out.stdout.count("request by request p50") == 6
