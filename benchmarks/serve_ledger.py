@@ -4,8 +4,8 @@ machine, and PostgreSQL across a network (team mode), side by side.
     python benchmarks/serve_ledger.py [--rtt-ms 2] [--levels 64:0.5] [--requests 640] [--rounds 2]
 
 Each ledger gets a serve of its own, with and without a daily budget (a budget makes every request
-reserve its worst case in the ledger before the call, wait for its row's commit, and release the
-hold: three write transactions where a request without one has none of its own). The PostgreSQL
+hold its worst case in the ledger before the call, a write transaction of its own, shared only with the
+requests reserving at the same moment; the row's commit frees it). The PostgreSQL
 server is a throwaway cluster (tests/pgserver.py: Debian's postgresql packages). "Across a
 network" is that server behind a proxy (this file, run with --proxy) that holds every chunk
 --rtt-ms / 2 each way: a database in the same region is ~0.5-2 ms away.
@@ -13,6 +13,7 @@ network" is that server behind a proxy (this file, run with --proxy) that holds 
 As in serve_overhead.py, the same requests go straight to the fake vendor and through each serve,
 the paths taking turns, and the script prints the request-by-request p50 and p99 each serve adds,
 its CPU per request, and the ledger rows each serve wrote against the requests it was sent.
+Figures, before and after serve moved its store work off the event loop: README.md, "Team mode".
 """
 
 from __future__ import annotations

@@ -107,8 +107,8 @@ class ServeConfig:
     host: str = "127.0.0.1"  # loopback unless the config says otherwise
     port: int = 8787
     max_body_bytes: int = 10_000_000
-    # Without a budget, a row may wait this long to share its transaction with the next ones
-    # (0: each commits as it comes). A crash (not a stop) loses at most this window of rows.
+    # A row may wait this long to share its transaction with the next ones (0: each commits as it
+    # comes). A crash (not a stop) loses at most this window of rows.
     commit_interval_ms: float = 500.0
     members: Mapping[str, str] = field(default_factory=dict)  # name -> sha256 of their bearer key
 

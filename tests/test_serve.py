@@ -162,20 +162,30 @@ def ask(relay, request):
 
 
 @pytest.mark.parametrize("budget", [False, True])
-def test_the_row_is_committed_before_the_answer_only_under_a_budget(vendor, isolated_home, budget):
-    """In process, with no await between the answer and the look: under a budget the row is
-    already in; without one it is still queued, and close() writes it."""
+def test_the_answer_does_not_wait_for_its_row_and_a_budget_hold_lasts_until_the_row_is_in(vendor, isolated_home,
+                                                                                         budget):
+    """In process, with no await between the answer and the look: the row is still queued (close()
+    writes it); under a budget the call's hold is still there, and goes in the row's own commit."""
+    from routecli.config import db_location
+    from routecli.store import open_store
+
     if budget:
         path = isolated_home / "config.toml"
         path.write_text(path.read_text() + "\n[budgets]\ndaily = 100.0\n")
 
+    def holds():
+        with open_store(db_location()).read() as conn:
+            return conn.exec_driver_sql("SELECT COUNT(*), COALESCE(SUM(micros), 0) FROM budget_holds").one()
+
     async def body(relay):
         outcome = await ask(relay, prompt("hello", model="openai:gpt-5.4-nano"))
-        return outcome, len(ledger_rows())
+        return outcome, len(ledger_rows()), holds()
 
-    outcome, at_answer = in_process(body)
-    assert outcome.status == "ok" and at_answer == (1 if budget else 0)
+    outcome, at_answer, held = in_process(body)
+    assert outcome.status == "ok" and at_answer == 0
+    assert held[0] == (1 if budget else 0) and (held[1] > 0) == budget
     assert [row.id for row in ledger_rows()] == [outcome.attempt_id]
+    assert tuple(holds()) == (0, 0)
 
 
 def test_a_row_not_built_yet_is_built_and_committed_by_flush(vendor, isolated_home, monkeypatch):

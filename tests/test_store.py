@@ -315,3 +315,41 @@ def test_two_processes_migrating_and_writing_at_once_lose_nothing(db_path, tmp_p
 def test_imports_stay_light(modules, forbidden):
     code = f"import sys, {modules}\nbad = [m for m in sys.modules if m.startswith({forbidden!r})]\nassert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- budget holds
+
+
+def _spend(store, key):
+    with store.read() as conn:
+        return tuple(conn.execute(text("SELECT spent_micros, reserved_micros FROM budget_spend WHERE key = :k"),
+                                  {"k": key}).one())
+
+
+def test_reservations_in_one_group_are_checked_in_turn_against_what_the_earlier_ones_held(store):
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    scope = Scope(key="total", label="total limit", limit_micros=25_000, period="total")
+    now = datetime.now(timezone.utc)
+    first, second, third = budgets._reserve_group(store.engine, [([scope], 10_000, now, 0.99)] * 3)
+    assert first.hold is not None and second.hold is not None
+    assert third.hold is None and third.refused.used == 20_000  # saw both holds before it
+    assert _spend(store, "total") == (0, 20_000)
+    budgets.release(store, first.hold)
+    budgets.release(store, first.hold)  # freed twice, taken off once
+    assert _spend(store, "total") == (0, 10_000)
+
+
+def test_a_hold_abandoned_for_longer_than_its_life_is_dropped_by_a_later_reservation(store, monkeypatch):
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    scope = Scope(key="total", label="total limit", limit_micros=15_000, period="total")
+    now = datetime.now(timezone.utc)
+    monkeypatch.setattr(budgets, "_last_expired", budgets.weakref.WeakKeyDictionary())
+    old = budgets.reserve(store, [scope], 10_000, now - budgets.HOLD_TTL - timedelta(minutes=1), 0.99)
+    assert old.hold is not None  # a process that died holding it
+    monkeypatch.setattr(budgets, "_last_expired", budgets.weakref.WeakKeyDictionary())  # the next look is due
+    assert budgets.reserve(store, [scope], 10_000, now, 0.99).hold is not None  # room again: the old one went
+    assert _spend(store, "total") == (0, 10_000)

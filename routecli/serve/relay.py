@@ -5,7 +5,7 @@ by one transaction per request.
 
 On a database server (a PostgreSQL ledger, team mode) every store call waits for the network, and
 on the event loop that wait held up every request in flight: at 64 clients, a ledger 2 ms away
-added ~2.8 s a request under a budget and ~10 ms without one (benchmarks/serve_ledger.py). There the
+added ~2.4 s a request under a budget, and +30 ms at p99 without one (benchmarks/serve_ledger.py). There the
 store work runs on threads of its own (`_store`): the commits, the budget holds (which threads
 reserving at once share a transaction, store/combine.py), the response cache, the breakers (read
 again in the background, so no request waits for them). On SQLite it stays on the loop, where a
@@ -43,7 +43,10 @@ CONNECTIONS = 256  # per upstream provider
 # are ready by then go first: 64 clients in process (benchmarks/serve_inprocess.py), serve's added p50
 # 1.62-1.63 ms with that work run at once (call_soon), 1.42-1.45 with it put off; 1.76-1.87 with 0 s.
 LATER = 0.001  # seconds
-STORE_THREADS = 8  # threads for the store work on a database server; its write lock serialises them anyway
+# Threads for the store work on a database server: enough that the calls reserving at one moment all
+# wait on threads, where they share a transaction; with 8 some waited in the pool's queue for the next
+# one (benchmarks/serve_ledger.py, a ledger 2 ms away under a budget: p99 +265 ms with 8, +89 with 32).
+STORE_THREADS = 32
 BREAKERS_EVERY = 0.5  # seconds between the background reads of the breakers (their copy lives 1 s: gate.py)
 
 
@@ -56,7 +59,6 @@ class Relay:
         self.price_of = PriceMemo(config)
         committer = Committer(store, on_fail="; routecli serve takes no more requests: fix the database "
                                              "(disk space, permissions, --db) and restart it")
-        waits = config.guards.budgets.active
         self._threads = None if store.engine.dialect.name == "sqlite" else \
             ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="routecli-store")
         self.gate.reload_elsewhere = self._threads is not None
@@ -64,16 +66,15 @@ class Relay:
         self._behind: set[Future[Any]] = set()  # store work on the threads that no request waits for
         self._holds: dict[str, Hold] = {}  # row id -> the budget hold its commit frees
         self.writer = GroupWriter(lambda rows, _lines: _say_if_failed(committer, rows, self._holds_of(rows)),
-                                  linger=0 if waits else config.guards.serve.commit_interval_ms / 1000,
+                                  linger=config.guards.serve.commit_interval_ms / 1000,
                                   offload=self._store if self._threads else None)
         self._committer = committer
-        # Under a budget a call's hold is released only once its row (and cost) is in the ledger,
-        # so the answer waits for the commit. Otherwise the answer goes out first and its row is
-        # committed right after, as `llm` logs once the answer is shown and LiteLLM's proxy writes
-        # spend in the background: the commit was ~0.6 of the ~2 ms serve added per request
-        # (benchmarks/serve_overhead.py). Rows then wait up to serve.commit_interval_ms to share a
-        # transaction; rows still queued at shutdown are flushed by close().
-        self._answer_waits_for_ledger = waits
+        # The answer goes out first and its row is committed right after, as `llm` logs once the
+        # answer is shown and LiteLLM's proxy writes spend in the background: the commit was ~0.6 of
+        # the ~2 ms serve added per request (benchmarks/serve_overhead.py). Rows then wait up to
+        # serve.commit_interval_ms to share a transaction; rows still queued at shutdown are flushed
+        # by close(). Under a budget a call's hold is freed in the transaction that commits its row
+        # (and cost), so the limit counts the call's worst case until its real cost replaces it.
         self._providers: dict[str, AsyncHttpProvider] = {}
         self._secrets = keys.secrets()
         self._waiting: dict[object, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}  # see _later()
@@ -244,15 +245,10 @@ class Relay:
         slot, asked = ahead
         outcome = price_reply(slot.id, decision, reply, self.config, self.price_of)
         self.policy.judge(journey, outcome, asked)
-        if self._answer_waits_for_ledger:
-            row = self._ok_row(journey, decision, slot, outcome)
-            await self._record(row, journey)
-            if key is None:  # nothing to write (unless the breaker changes): no thread needed
-                self._after_success(row, decision, key, reply, False)
-            else:
-                await self._store(self._after_success, row, decision, key, reply, False)
-        else:  # the row changes nothing in the answer: it is built and queued once the answer is on its way
-            self._later(functools.partial(self._after_answer, journey, decision, slot, outcome, key))
+        # the row changes nothing in the answer: it is built and queued once the answer is on its way,
+        # and frees the call's budget hold when it is committed
+        self._hand_hold(slot.id, journey)
+        self._later(functools.partial(self._after_answer, journey, decision, slot, outcome, key))
         escalate = None if emit is not None else self.policy.escalation(journey, decision, outcome)
         if escalate is None:
             return outcome
@@ -323,9 +319,9 @@ class Relay:
         row = self._ok_row(journey, decision, slot, outcome)
         self.writer.put_nowait(Item(row, {}))
         if key is None:  # nothing to write (unless the breaker changes)
-            self._after_success(row, decision, key, outcome.reply, True)
+            self._after_success(row, decision, key, outcome.reply)
         else:
-            self._in_background(self._after_success, row, decision, key, outcome.reply, True)
+            self._in_background(self._after_success, row, decision, key, outcome.reply)
 
     async def _from_cache(self, journey: Journey, decision: Decision, hit: Any,
                           emit: Callable[[str], None] | None) -> Outcome:
@@ -341,25 +337,27 @@ class Relay:
                        price_source="cache", cache_kind=hit.kind,
                        saved_cost=None if hit.cost_micros is None else from_micros(hit.cost_micros))
 
-    def _after_success(self, row: dict[str, Any], decision: Decision, key: Any, reply: Reply, answered: bool) -> None:
-        """Tell the breaker, fill the response cache (a write to the store when the cache is on).
-        `answered`: the answer is out already, so a failure is only said."""
+    def _after_success(self, row: dict[str, Any], decision: Decision, key: Any, reply: Reply) -> None:
+        """Tell the breaker, fill the response cache (a write to the store when the cache is on)."""
         try:
             self.gate.report(decision.model, None)
             self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
         except Exception as exc:  # the answer is already out: say it here, the next request will meet it too
-            if not answered:
-                raise
             sys.stderr.write(f"routecli serve: could not update the breaker or the response cache: {exc}; "
                              "check the database (disk space, permissions, --db)\n")
 
     async def _record(self, row: dict[str, Any], journey: Journey | None = None) -> None:
-        """Queue the row (and, under a budget, wait for its commit); the journey's budget hold, if
-        any, is freed in the same transaction: one write a call fewer than freeing it on its own."""
-        if journey is not None and journey.hold is not None and self.writer.error is None:
-            self._holds[row["id"]] = journey.hold
+        """Queue the row; the journey's budget hold, if any, goes with it (see _hand_hold)."""
+        if journey is not None:
+            self._hand_hold(row["id"], journey)
+        await self.writer.put(Item(row, {}), wait=False)
+
+    def _hand_hold(self, row_id: str, journey: Journey) -> None:
+        """The journey's budget hold is freed by the transaction that commits this row, not on its
+        own: the cost replaces the worst case at once, and it is one write a call fewer."""
+        if journey.hold is not None and self.writer.error is None:
+            self._holds[row_id] = journey.hold
             journey.hold = None
-        await self.writer.put(Item(row, {}), wait=self._answer_waits_for_ledger)
 
     def _holds_of(self, attempts: list[dict[str, Any]]) -> list[Hold]:
         return [hold for row in attempts if (hold := self._holds.pop(row["id"], None)) is not None]
