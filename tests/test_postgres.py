@@ -335,7 +335,7 @@ def test_serve_on_postgres_keeps_store_work_off_the_loop_and_frees_each_hold_wit
 
     async def body(relay):
         requests = [prompt(f"hello {n} [[delay=0.05]]", model="openai:gpt-5.4-nano") for n in range(16)]
-        return relay._threads is not None, await asyncio.gather(*(ask(relay, request) for request in requests))
+        return relay._store.threaded, await asyncio.gather(*(ask(relay, request) for request in requests))
 
     on_threads, outcomes = in_process(body)
     assert on_threads and [outcome.status for outcome in outcomes] == ["ok"] * 16

@@ -20,6 +20,7 @@ from routecli.analytics.ab_store import running_tests as running_ab_tests
 from routecli.batch.ratelimit import Limiter, estimate_tokens
 from routecli.batch.tally import Tally
 from routecli.batch.writer import GroupWriter, Item
+from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.engine import Engine, base_row, mark_failed, priced, refuse_tools
 from routecli.domain import Decision, ModelRef
 from routecli.errors import ProviderError, RoutecliError, redact
@@ -86,7 +87,10 @@ class Runner:
 
         self.gate = Gate(config, store, run_id=run_id, run_budget=options.budget, use_cache=options.use_cache)
         self.flow = Policy(config, keys, self.gate, self.engine._window_of)
-        self.writer = GroupWriter(commit, on_commit=self._committed)
+        # on a database server the store work runs on threads (store/offload.py), not on the loop
+        self._store = StoreWork(store)
+        self.writer = GroupWriter(commit, on_commit=self._committed,
+                                  offload=self._store if self._store.threaded else None)
         self.interrupted = False
         self._stop = asyncio.Event()
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -101,6 +105,7 @@ class Runner:
     async def run(self, lines: Iterable[InputLine], skip: set[int]) -> None:
         loop = asyncio.get_running_loop()
         self.writer.start()
+        reloader = breakers_elsewhere(self.gate, self._store)
         handled = self._catch_signals(loop)
         try:
             await self._feed(loop, lines, skip)
@@ -109,7 +114,12 @@ class Runner:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
-            await self.writer.close()  # raises the ledger's error, if it had one
+            if reloader is not None:
+                reloader.cancel()
+            try:
+                await self.writer.close()  # raises the ledger's error, if it had one
+            finally:
+                self._store.close()
             await self._close_clients()
             if self.judge is not None:
                 self.judge.close()
@@ -221,7 +231,7 @@ class Runner:
             await self._put(line, row, "pending" if nxt else "error", ("open_circuit", note))
             return nxt
         try:
-            decision, hold = self.flow.reserve(journey, decision)
+            decision, hold = await self._reserve(journey, decision)
         except BudgetRefused as refused:
             mark_skipped(refused.row, "budget", refused.message)
             self._say_once(refused.message)
@@ -229,7 +239,7 @@ class Runner:
             return None
         try:
             key = self.gate.cache_key(line.request, decision.model)
-            hit = self.gate.cached(key)
+            hit = None if key is None else await self._store(self.gate.cached, key)
             if hit is not None:
                 row = self._row(journey, decision)
                 self.flow.fill_from_cache(row, decision, hit)
@@ -237,7 +247,19 @@ class Runner:
                 return None
             return await self._call(line, decision, journey, key)
         finally:
-            self.gate.release(hold)
+            if hold is not None:
+                await self._store(self.gate.release, hold)
+
+    async def _reserve(self, journey: Journey, decision: Decision) -> tuple[Decision, Any]:
+        """flow.reserve; a hold made for a line cancelled meanwhile (a second Ctrl-C) is freed."""
+        if not self.gate.budgeted:
+            return self.flow.reserve(journey, decision)
+
+        def free_unused(reserved: tuple[Decision, Any]) -> None:
+            if reserved[1] is not None:
+                self._store.behind(self.gate.release, reserved[1])
+
+        return await self._store(self.flow.reserve, journey, decision, if_abandoned=free_unused)
 
     async def _call(self, line: InputLine, decision: Decision, journey: Journey, key: Any) -> Decision | None:
         request = line.request
@@ -274,7 +296,7 @@ class Runner:
         for warning in outcome.warnings:
             self._say_once(warning)
         self.flow.assess(journey, row, outcome)
-        self.gate.report(decision.model, None)
+        await self._store(self.gate.report, decision.model, None)
         nxt = self.flow.escalation(journey, decision, outcome)
         kept = None if self.config.save_text else reply.text  # for the output file until the run is done
         if nxt is not None:
@@ -282,7 +304,8 @@ class Runner:
             await self._put(line, row, "pending", answer=kept)
         else:
             await self._put(line, row, "ok", answer=kept)
-        self.gate.remember(key, decision.model, reply, row["id"], row.get("cost_micros"))
+        if key is not None:
+            await self._store(self.gate.remember, key, decision.model, reply, row["id"], row.get("cost_micros"))
         return nxt
 
     async def _failed(self, line: InputLine, row: dict[str, Any], exc: ProviderError, attempt: int,
@@ -313,14 +336,14 @@ class Runner:
         update = line_update(line, "ok", weak_row, run_id=self.run_id, answer=kept)
         update.update(error_kind=None, error_message=None)
         await self.writer.put(Item(row, update), wait=True)
-        self.gate.report(ModelRef(row["provider"], row["model"]), kind)
+        await self._store(self.gate.report, ModelRef(row["provider"], row["model"]), kind)
 
     async def _put(self, line: InputLine, row: dict[str, Any], status: str, error: tuple[str, str] | None = None,
                    *, answer: str | None = None, record_breaker: tuple[ModelRef, str] | None = None) -> None:
         await self.writer.put(Item(row, line_update(line, status, row, run_id=self.run_id, error=error,
                                                     answer=answer)), wait=True)
         if record_breaker is not None:  # after the commit: the breaker reads the failure rate from the ledger
-            self.gate.report(*record_breaker)
+            await self._store(self.gate.report, *record_breaker)
 
     def _row(self, journey: Journey, decision: Decision, *, retry: bool = False) -> dict[str, Any]:
         row = self.flow.row(journey, decision)

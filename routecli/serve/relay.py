@@ -3,13 +3,9 @@
 rows committed in groups by the batch runner's GroupWriter so a busy endpoint is not held up
 by one transaction per request.
 
-On a database server (a PostgreSQL ledger, team mode) every store call waits for the network, and
-on the event loop that wait held up every request in flight: at 64 clients, a ledger 2 ms away
-added ~2.4 s a request under a budget, and +30 ms at p99 without one (benchmarks/serve_ledger.py). There the
-store work runs on threads of its own (`_store`): the commits, the budget holds (which threads
-reserving at once share a transaction, store/combine.py), the response cache, the breakers (read
-again in the background, so no request waits for them). On SQLite it stays on the loop, where a
-local write is quicker than handing it to a thread (batch/writer.py).
+On a database server (a PostgreSQL ledger, team mode) the store work runs on threads
+(store/offload.py): the commits, the budget holds, the response cache, the breakers (read again in
+the background, so no request waits for them). On SQLite it stays on the loop.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ import asyncio
 import functools
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.batch.writer import GroupWriter, Item
@@ -28,6 +23,7 @@ from routecli.errors import BudgetError, ProviderError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
 from routecli.pricing import PriceMemo
+from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.store.runs import Committer
 
 if TYPE_CHECKING:
@@ -43,11 +39,6 @@ CONNECTIONS = 256  # per upstream provider
 # are ready by then go first: 64 clients in process (benchmarks/serve_inprocess.py), serve's added p50
 # 1.62-1.63 ms with that work run at once (call_soon), 1.42-1.45 with it put off; 1.76-1.87 with 0 s.
 LATER = 0.001  # seconds
-# Threads for the store work on a database server: enough that the calls reserving at one moment all
-# wait on threads, where they share a transaction; with 8 some waited in the pool's queue for the next
-# one (benchmarks/serve_ledger.py, a ledger 2 ms away under a budget: p99 +265 ms with 8, +89 with 32).
-STORE_THREADS = 32
-BREAKERS_EVERY = 0.5  # seconds between the background reads of the breakers (their copy lives 1 s: gate.py)
 
 
 class Relay:
@@ -59,15 +50,12 @@ class Relay:
         self.price_of = PriceMemo(config)
         committer = Committer(store, on_fail="; routecli serve takes no more requests: fix the database "
                                              "(disk space, permissions, --db) and restart it")
-        self._threads = None if store.engine.dialect.name == "sqlite" else \
-            ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="routecli-store")
-        self.gate.reload_elsewhere = self._threads is not None
+        self._store = StoreWork(store)
         self._reloader: asyncio.Task[None] | None = None
-        self._behind: set[Future[Any]] = set()  # store work on the threads that no request waits for
         self._holds: dict[str, Hold] = {}  # row id -> the budget hold its commit frees
         self.writer = GroupWriter(lambda rows, _lines: _say_if_failed(committer, rows, self._holds_of(rows)),
                                   linger=config.guards.serve.commit_interval_ms / 1000,
-                                  offload=self._store if self._threads else None)
+                                  offload=self._store if self._store.threaded else None)
         self._committer = committer
         # The answer goes out first and its row is committed right after, as `llm` logs once the
         # answer is shown and LiteLLM's proxy writes spend in the background: the commit was ~0.6 of
@@ -81,37 +69,13 @@ class Relay:
 
     def start(self) -> None:
         self.writer.start()
-        if self.gate.reload_elsewhere and self.config.guards.breaker.enabled:
-            self._reloader = asyncio.get_running_loop().create_task(self._reload_breakers())
-
-    async def _store(self, work: Callable[..., Any], *args: Any) -> Any:
-        """work(*args): on a thread on a database server, here on SQLite (see the module docstring)."""
-        if self._threads is None:
-            return work(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, work, *args)
-
-    async def _reload_breakers(self) -> None:
-        """Keep the breakers' copy fresh off the loop; a failed read keeps the old copy (and is said once)."""
-        failing = False
-        while True:
-            await asyncio.sleep(BREAKERS_EVERY / 10)
-            if not self.gate.breakers_due(BREAKERS_EVERY):
-                continue
-            try:
-                await self._store(self.gate.reload_breakers)
-                failing = False
-            except Exception as exc:
-                if not failing:
-                    sys.stderr.write(f"routecli serve: could not read the circuit breakers: {exc}; "
-                                     "check the database (--db); the last copy is used meanwhile\n")
-                failing = True
+        self._reloader = breakers_elsewhere(self.gate, self._store)
 
     async def flush(self) -> None:
         """Commit every row of an answer already given (and free its budget hold)."""
         self._run_waiting()  # the rows not built yet go in first
         await self.writer.flush()
-        for future in list(self._behind):
-            await asyncio.wrap_future(future)
+        await self._store.settle()
 
     async def close(self) -> None:
         if self._reloader is not None:
@@ -121,8 +85,7 @@ class Relay:
         for provider in self._providers.values():
             await provider.client.aclose()
         self._committer.close()
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)  # the cache writes still queued
+        self._store.close()
 
     def warm(self) -> None:
         """Do now what the first request would: load the classifier's weights and the price data,
@@ -137,8 +100,6 @@ class Relay:
             self.price_of(Usage(1, 1), decision.model)
         except RoutecliError:  # nothing routable yet: each request will say why
             pass
-        if self.gate.reload_elsewhere and self.config.guards.breaker.enabled:
-            self.gate.reload_breakers()  # the first requests have a copy to use
         for name in dict.fromkeys(ref.provider for _, ref in self.config.all_models()):
             if self.config.provider(name).kind != "llamacpp" and self.keys.has(name):
                 self._provider(name)
@@ -205,20 +166,15 @@ class Relay:
                 journey.hold = None
 
     async def _reserve(self, journey: Journey, decision: Decision) -> tuple[Decision, Hold | None]:
-        """policy.reserve, on a thread on a database server; a hold made for a caller who has gone
-        meanwhile (its request cancelled) is freed, not left to block the budget until it expires."""
-        if self._threads is None or not self.gate.budgeted:
+        """policy.reserve; a hold made for a caller who has gone meanwhile (its request cancelled
+        while it was reserved on a thread) is freed, not left to block the budget until it expires."""
+        if not self.gate.budgeted:
             return self.policy.reserve(journey, decision)
-        made = asyncio.get_running_loop().run_in_executor(self._threads, self.policy.reserve, journey, decision)
-        try:
-            return await asyncio.shield(made)
-        except asyncio.CancelledError:
-            made.add_done_callback(self._free_orphan)
-            raise
+        return await self._store(self.policy.reserve, journey, decision, if_abandoned=self._free_unused)
 
-    def _free_orphan(self, made: asyncio.Future[tuple[Decision, Hold | None]]) -> None:
-        if not made.cancelled() and made.exception() is None and made.result()[1] is not None:
-            self._in_background(self.gate.release, made.result()[1])
+    def _free_unused(self, reserved: tuple[Decision, Hold | None]) -> None:
+        if reserved[1] is not None:
+            self._in_background(self.gate.release, reserved[1])
 
     async def _call(self, journey: Journey, decision: Decision, key: Any,
                     emit: Callable[[str], None] | None, sent: list[str]) -> Outcome | Decision:
@@ -281,18 +237,11 @@ class Relay:
 
     def _in_background(self, work: Callable[..., None], *args: Any) -> None:
         """Store work no caller waits for: on a thread on a database server, else LATER on the loop;
-        flush() waits for it, a failure is said on stderr."""
-        if self._threads is None:
+        flush() waits for it either way."""
+        if self._store.threaded:
+            self._store.behind(work, *args)
+        else:
             self._later(functools.partial(work, *args))
-            return
-        future = self._threads.submit(work, *args)
-        self._behind.add(future)
-        future.add_done_callback(self._behind_done)
-
-    def _behind_done(self, future: Future[Any]) -> None:
-        self._behind.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            sys.stderr.write(f"routecli serve: {future.exception()}\n")
 
     def _later(self, work: Callable[[], None]) -> None:
         """Do `work` LATER seconds from now; flush() and close() do it at once if it is still waiting."""
