@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_overhead as bench  # noqa: E402  (puts tests/ and the project on the path)
@@ -75,6 +76,26 @@ def start_proxy(target_port: int, rtt_ms: float) -> tuple[subprocess.Popen, int]
     return process, int(process.stdout.readline())
 
 
+@contextlib.contextmanager
+def postgres(rtt_ms: float) -> Iterator[tuple[Any, int | None]]:
+    """A throwaway PostgreSQL server and the port of the proxy that puts it rtt_ms away; (None, None)
+    without server binaries here (the SQLite runs go on)."""
+    import pgserver
+
+    try:
+        pg = pgserver.start()
+    except pgserver.Unavailable as exc:
+        print(f"PostgreSQL skipped: {exc}")
+        yield None, None
+        return
+    proxy, proxy_port = start_proxy(pg.port, rtt_ms)
+    try:
+        yield pg, proxy_port
+    finally:
+        proxy.kill()
+        pg.stop()
+
+
 def ledgers(pg, rtt_ms: float, proxy_port: int | None) -> list[tuple[str, Callable[[Path], str]]]:
     """(name, a new empty ledger's URL for a serve whose home is the path)."""
     import pgserver
@@ -122,18 +143,11 @@ def main() -> None:
     parser.add_argument("--budgets", default="off,on", help="off, on or both (off,on)")
     args = parser.parse_args()
     import fakevendor
-    import pgserver
 
-    try:
-        pg = pgserver.start()
-    except pgserver.Unavailable as exc:
-        print(f"PostgreSQL skipped: {exc}")
-        pg = None
-    proxy, proxy_port = start_proxy(pg.port, args.rtt_ms) if pg is not None else (None, None)
     root, vendor = fakevendor.start_server(key=bench.KEY)
     started: list[tuple[subprocess.Popen, str, str]] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with postgres(args.rtt_ms) as (pg, proxy_port), tempfile.TemporaryDirectory() as tmp:
             serves: list[bench.Route] = []
             written: dict[str, str] = {}
             for name, new_ledger in ledgers(pg, args.rtt_ms, proxy_port):
@@ -160,10 +174,6 @@ def main() -> None:
             if process.poll() is None:
                 process.kill()
         fakevendor.stop_server(vendor)
-        if proxy is not None:
-            proxy.kill()
-        if pg is not None:
-            pg.stop()
 
 
 def run_levels(args: argparse.Namespace, root: str, serves: list[bench.Route]) -> None:

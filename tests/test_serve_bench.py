@@ -1,7 +1,9 @@
-"""The serve benchmarks' own parts: the lean load generator, and serve_overhead.py end to end, small."""
+"""The serve benchmarks' own parts: the lean load generator, serve_overhead.py and the ledger benchmarks
+end to end, small."""
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,19 @@ def test_serve_ledger_runs_every_ledger_and_counts_their_rows():
         for budget in ("off", "on"):
             assert f"{ledger}, budget {budget}: 8 ledger rows for 8 requests" in out.stdout, out.stdout
     assert out.stdout.count("request by request p50") == 6
+
+
+def test_batch_ledger_runs_every_ledger_and_answers_every_line():
+    import os
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "batch_ledger.py"), "--lines", "12", "--delay", "0.01",
+         "--concurrency", "4", "--rtt-ms", "4"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    if "PostgreSQL skipped" in out.stdout and os.environ.get("ROUTECLI_REQUIRE_PG") != "1":
+        pytest.skip("no PostgreSQL server here: only the SQLite half ran")
+    for ledger in ("SQLite", "PostgreSQL here", "PostgreSQL 4 ms away"):
+        for budget in ("off", "on"):
+            assert re.search(rf"{ledger}, budget {budget} +[\d.]+ s, +\d+ lines a second, 12 answered\n", out.stdout), \
+                out.stdout
