@@ -74,8 +74,8 @@ class Relay:
     def _commit_apart(self, config: Config) -> Callable[..., Awaitable[Any]] | None:
         """On SQLite with no budget, the commits run on one thread of their own. A group of 64 rows
         held the loop ~8 ms; on a thread sqlite3 does its part without the interpreter, beside the
-        loop: at 64 clients, p99 +9.2..+11.2 ms -> +5.2..+7.1, p50 the same (A/B runs of
-        benchmarks/serve_overhead.py's requests, one after the other). Under a budget the holds are
+        loop: at 64 clients, p99 +9.2..+21.4 ms -> +5.2..+11.2, p50 the same (A/B runs of
+        benchmarks/serve_overhead.py's requests: benchmarks/SERVE_OVERHEAD.md). Under a budget the holds are
         written on the loop, and would wait for that thread's write lock: there it stays on the loop."""
         if config.guards.budgets.active:
             return None
