@@ -42,7 +42,7 @@ class Journey:
     weak: Any = None  # the answer an escalation would replace, kept in case it fails
     caller: str | None = None  # who asked, through `routecli serve`
     resorted: bool = False  # the last-resort tier was tried beyond max_attempts
-    hold: Any = None  # serve: the budget hold of the attempt in flight, until its row's commit frees it
+    hold: Any = None  # serve, batch: the budget hold of the attempt in flight, until its row's commit frees it
 
 
     @property

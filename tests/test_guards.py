@@ -228,6 +228,36 @@ def test_concurrent_batch_never_passes_the_run_budget(vendor, isolated_home, tmp
     refused = [r for r in rows if r.error_kind == "budget"]
     answered = [r for r in rows if r.status == "ok"]
     assert refused and answered and len(refused) + len(answered) == 200
+    assert budget_state() == (0, 0)  # every hold freed with its row
+
+
+def budget_state():
+    """(holds left, micros still reserved on any counter) in the test's ledger."""
+    from routecli.config import db_location
+    from routecli.store import open_store
+
+    with open_store(db_location()).read() as conn:
+        holds = conn.exec_driver_sql("SELECT COUNT(*) FROM budget_holds").scalar_one()
+        reserved = conn.exec_driver_sql("SELECT COALESCE(SUM(reserved_micros), 0) FROM budget_spend").scalar_one()
+    return holds, reserved
+
+
+def test_a_batch_under_a_budget_frees_every_hold_through_retries_fallbacks_escalations_and_the_cache(
+        vendor, isolated_home, tmp_path):
+    add_config(isolated_home, PRICES + "[budgets]\ndaily = 100.0\n")
+    items = [
+        {"id": "fb", "prompt": "hello [[status=503 only=gpt-5.4-nano]]", "tier": "cheap"},
+        {"id": "esc", "prompt": f"Explain how TCP congestion control works {WEAK}"},
+        {"id": "c1", "prompt": "same question", "model": "openai:gpt-5.4-mini", "temperature": 0},
+        {"id": "c2", "prompt": "same question", "model": "openai:gpt-5.4-mini", "temperature": 0},
+    ]
+    result = run("batch", str(write_lines(tmp_path, items)), "-o", str(tmp_path / "out.jsonl"), "-c", "1",
+                 "--max-retries", "1", "--backoff", "0.01")
+    assert result.exit_code == 0, result.output
+    steps = [(r.step, r.status) for r in ledger_rows()]
+    assert ("retry", "error") in steps and ("fallback", "ok") in steps and ("escalation", "ok") in steps
+    assert any(r.cache_kind == "exact" for r in ledger_rows())
+    assert budget_state() == (0, 0)
 
 
 # ---------------------------------------------------------------- escalation

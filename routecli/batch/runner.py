@@ -20,6 +20,7 @@ from routecli.analytics.ab_store import running_tests as running_ab_tests
 from routecli.batch.ratelimit import Limiter, estimate_tokens
 from routecli.batch.tally import Tally
 from routecli.batch.writer import GroupWriter, Item
+from routecli.store.budgets import RowHolds
 from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.engine import Engine, base_row, mark_failed, priced, refuse_tools
 from routecli.domain import Decision, ModelRef
@@ -89,8 +90,9 @@ class Runner:
         self.flow = Policy(config, keys, self.gate, self.engine._window_of)
         # on a database server the store work runs on threads (store/offload.py), not on the loop
         self._store = StoreWork(store)
-        self.writer = GroupWriter(commit, on_commit=self._committed,
-                                  offload=self._store if self._store.threaded else None)
+        self._holds = RowHolds()
+        self.writer = GroupWriter(lambda attempts, lines: commit(attempts, lines, self._holds.freeing(attempts)),
+                                  on_commit=self._committed, offload=self._store if self._store.threaded else None)
         self.interrupted = False
         self._stop = asyncio.Event()
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -231,7 +233,7 @@ class Runner:
             await self._put(line, row, "pending" if nxt else "error", ("open_circuit", note))
             return nxt
         try:
-            decision, hold = await self._reserve(journey, decision)
+            decision, journey.hold = await self._reserve(journey, decision)
         except BudgetRefused as refused:
             mark_skipped(refused.row, "budget", refused.message)
             self._say_once(refused.message)
@@ -243,12 +245,19 @@ class Runner:
             if hit is not None:
                 row = self._row(journey, decision)
                 self.flow.fill_from_cache(row, decision, hit)
+                self._hand_hold(row, journey)
                 await self._put(line, row, "ok", answer=hit.answer)
                 return None
             return await self._call(line, decision, journey, key)
         finally:
-            if hold is not None:
+            if journey.hold is not None:  # no row took it (the run is stopping)
+                hold, journey.hold = journey.hold, None
                 await self._store(self.gate.release, hold)
+
+    def _hand_hold(self, row: dict[str, Any], journey: Journey) -> None:
+        """The model's last row for this line frees its budget hold when it is committed."""
+        if self.writer.error is None:
+            self._holds.hand(row["id"], journey)
 
     async def _reserve(self, journey: Journey, decision: Decision) -> tuple[Decision, Any]:
         """flow.reserve; a hold made for a line cancelled meanwhile (a second Ctrl-C) is freed."""
@@ -299,6 +308,7 @@ class Runner:
         await self._store(self.gate.report, decision.model, None)
         nxt = self.flow.escalation(journey, decision, outcome)
         kept = None if self.config.save_text else reply.text  # for the output file until the run is done
+        self._hand_hold(row, journey)
         if nxt is not None:
             journey.weak = (row, kept)
             await self._put(line, row, "pending", answer=kept)
@@ -318,6 +328,8 @@ class Runner:
         if journey.step == "escalation" and journey.weak is not None and not retry:
             return await self._keep_weak(line, row, journey, exc.kind)
         status = "pending" if retry or nxt is not None else "error"
+        if not retry:
+            self._hand_hold(row, journey)
         await self._put(line, row, status, (exc.kind, message), record_breaker=(decision.model, exc.kind))
         if not retry:
             return nxt
@@ -335,6 +347,7 @@ class Runner:
         weak_row, kept = journey.weak  # type: ignore[misc]
         update = line_update(line, "ok", weak_row, run_id=self.run_id, answer=kept)
         update.update(error_kind=None, error_message=None)
+        self._hand_hold(row, journey)
         await self.writer.put(Item(row, update), wait=True)
         await self._store(self.gate.report, ModelRef(row["provider"], row["model"]), kind)
 

@@ -25,6 +25,7 @@ from routecli.errors import BudgetError, ProviderError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
 from routecli.pricing import PriceMemo
+from routecli.store.budgets import RowHolds
 from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.store.runs import Committer
 
@@ -56,8 +57,8 @@ class Relay:
         self._commits: ThreadPoolExecutor | None = None
         self._offload = self._store if self._store.threaded else self._commit_apart(config)
         self._reloader: asyncio.Task[None] | None = None
-        self._holds: dict[str, Hold] = {}  # row id -> the budget hold its commit frees
-        self.writer = GroupWriter(lambda rows, _lines: _say_if_failed(committer, rows, self._holds_of(rows)),
+        self._holds = RowHolds()
+        self.writer = GroupWriter(lambda rows, _lines: _say_if_failed(committer, rows, self._holds.freeing(rows)),
                                   linger=config.guards.serve.commit_interval_ms / 1000,
                                   offload=self._offload)
         self._committer = committer
@@ -288,10 +289,10 @@ class Relay:
         assert outcome.reply is not None
         row = self._ok_row(journey, decision, slot, outcome)
         self.writer.put_nowait(Item(row, {}))
-        if key is None:  # nothing to write (unless the breaker changes)
+        if key is not None and self._store.threaded:  # a response cache write on a database server
+            self._store.behind(self._after_success, row, decision, key, outcome.reply)
+        else:  # nothing to write (unless the breaker changes), or on SQLite: already off the answer's path
             self._after_success(row, decision, key, outcome.reply)
-        else:
-            self._in_background(self._after_success, row, decision, key, outcome.reply)
 
     async def _from_cache(self, journey: Journey, decision: Decision, hit: Any,
                           emit: Callable[[str], None] | None) -> Outcome:
@@ -323,14 +324,9 @@ class Relay:
         await self.writer.put(Item(row, {}), wait=False)
 
     def _hand_hold(self, row_id: str, journey: Journey) -> None:
-        """The journey's budget hold is freed by the transaction that commits this row, not on its
-        own: the cost replaces the worst case at once, and it is one write a call fewer."""
-        if journey.hold is not None and self.writer.error is None:
-            self._holds[row_id] = journey.hold
-            journey.hold = None
-
-    def _holds_of(self, attempts: list[dict[str, Any]]) -> list[Hold]:
-        return [hold for row in attempts if (hold := self._holds.pop(row["id"], None)) is not None]
+        """The journey's budget hold is freed by the transaction that commits this row."""
+        if self.writer.error is None:
+            self._holds.hand(row_id, journey)
 
     def _provider(self, name: str) -> AsyncHttpProvider:
         if name not in self._providers:
@@ -347,13 +343,11 @@ async def _now(work: Callable[[], Any]) -> Any:
     return work()
 
 
-def _say_if_failed(committer: Committer, attempts: list[dict[str, Any]], holds: list[Hold]) -> None:
-    """Commit (freeing the holds); a failure is also told on serve's stderr, since with the answer
-    already sent the caller who would have seen it may be gone (the writer keeps it for every later request)."""
-    from routecli.store.budgets import drop_holds
-
+def _say_if_failed(committer: Committer, attempts: list[dict[str, Any]], also: Callable[[Any], None] | None) -> None:
+    """Commit (and do `also` in the transaction); a failure is also told on serve's stderr, since with the
+    answer already sent the caller who would have seen it may be gone (the writer keeps it for every later request)."""
     try:
-        committer(attempts, [], (lambda conn: drop_holds(conn, holds)) if holds else None)
+        committer(attempts, [], also)
     except Exception as exc:
         sys.stderr.write(f"routecli serve: {exc}\n")
         raise
