@@ -84,34 +84,31 @@ def test_the_delay_proxy_holds_each_way_for_half_the_round_trip(vendor_root):
     assert len(answers) == 2 and took >= 0.4  # two requests, one round trip each (and the connection's)
 
 
-def test_serve_ledger_runs_every_ledger_and_counts_their_rows():
+LEDGERS = ("SQLite", "PostgreSQL here", "PostgreSQL 4 ms away")  # at --rtt-ms 4
+
+
+def _ledger_bench(script: str, *args: str) -> str:
+    """The benchmark's output, run small; skipped where no PostgreSQL server is (unless CI needs one)."""
     import os
 
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "serve_ledger.py"), "--levels", "4:0.01", "--requests", "8",
-         "--rounds", "1", "--rtt-ms", "4"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--rtt-ms", "4", *args],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     if "PostgreSQL skipped" in out.stdout and os.environ.get("ROUTECLI_REQUIRE_PG") != "1":
         pytest.skip("no PostgreSQL server here: only the SQLite half ran")
-    ledgers = ("SQLite", "PostgreSQL here", "PostgreSQL 4 ms away")
-    for ledger in ledgers:
+    return out.stdout
+
+
+def test_serve_ledger_runs_every_ledger_and_counts_their_rows():
+    out = _ledger_bench("serve_ledger.py", "--levels", "4:0.01", "--requests", "8", "--rounds", "1")
+    for ledger in LEDGERS:
         for budget in ("off", "on"):
-            assert f"{ledger}, budget {budget}: 8 ledger rows for 8 requests" in out.stdout, out.stdout
-    assert out.stdout.count("request by request p50") == 6
+            assert f"{ledger}, budget {budget}: 8 ledger rows for 8 requests" in out, out
+    assert out.count("request by request p50") == 6
 
 
 def test_batch_ledger_runs_every_ledger_and_answers_every_line():
-    import os
-
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "batch_ledger.py"), "--lines", "12", "--delay", "0.01",
-         "--concurrency", "4", "--rtt-ms", "4"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    if "PostgreSQL skipped" in out.stdout and os.environ.get("ROUTECLI_REQUIRE_PG") != "1":
-        pytest.skip("no PostgreSQL server here: only the SQLite half ran")
-    for ledger in ("SQLite", "PostgreSQL here", "PostgreSQL 4 ms away"):
+    out = _ledger_bench("batch_ledger.py", "--lines", "12", "--delay", "0.01", "--concurrency", "4")
+    for ledger in LEDGERS:
         for budget in ("off", "on"):
-            assert re.search(rf"{ledger}, budget {budget} +[\d.]+ s, +\d+ lines a second, 12 answered\n", out.stdout), \
-                out.stdout
+            assert re.search(rf"{ledger}, budget {budget} +[\d.]+ s, +\d+ lines a second, 12 answered\n", out), out
