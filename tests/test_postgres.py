@@ -373,6 +373,28 @@ def test_serve_frees_a_hold_made_for_a_request_cancelled_while_it_was_reserved(v
     assert rows(pg_url, "SELECT reserved_micros FROM budget_spend WHERE key LIKE 'day:%'") == [(0,)]
 
 
+def test_a_ledger_that_went_away_is_one_line_from_the_guards_not_a_traceback(pg_admin, isolated_home):
+    """serve and batch call the guards for as long as they run: a database that stops answering
+    meanwhile is a StoreError naming the fix (serve answers it; it had dropped the connection)."""
+    from routecli.config import load_config
+    from routecli.domain import Message, ModelRef, Request
+    from routecli.errors import StoreError
+    from routecli.guard.gate import Gate
+
+    add_config(isolated_home, PRICES + "[budgets]\ndaily = 100.0\n")
+    name, url = pgserver.create_database(pg_admin)
+    store = open_store(url)
+    gate = Gate(load_config(), store)
+    request, ref = Request((Message("user", "hello"),)), ModelRef("openai", "gpt-5.4-nano")
+    gate.release(gate.reserve(request, ref).hold)  # it works while the database is there
+    pgserver.drop_database(pg_admin, name)  # WITH (FORCE): the pool's connections are cut too
+    for call in (lambda: gate.reserve(request, ref), lambda: gate.report(ref, "server")):
+        with pytest.raises(StoreError, match=r"^Cannot (use|read) the ledger at postgresql://.*; check the database") as info:
+            call()
+        assert pgserver.PASSWORD not in str(info.value) and "\n" not in str(info.value)
+    store.close()
+
+
 def test_two_batches_share_one_daily_budget_and_never_overshoot_it(vendor, pg_url, isolated_home, tmp_path):
     add_config(isolated_home, PRICES + '[budgets]\ndaily = 0.5\non_exceed = "refuse"\n')
     open_store(pg_url).close()

@@ -6,11 +6,12 @@ processes using the same ledger see the same breakers, spend and cached answers.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.config import Config
 from routecli.domain import ModelRef, Reply, Request
@@ -35,6 +36,29 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _ledger_errors(method: Callable) -> Callable:
+    """A database error in a guard's store call becomes one line that names the fix (StoreError)
+    instead of a traceback: serve answers it as an error (a PostgreSQL ledger that went away had
+    dropped the client's connection), batch and ask stop with it."""
+
+    @functools.wraps(method)
+    def guarded(self: Gate, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError  # only once something failed: not on start-up's path
+
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            from routecli.errors import StoreError
+            from routecli.store.engine import reason
+
+            raise StoreError(f"Cannot use the ledger at {self.store.location}: {reason(exc)}; check the "
+                             "database (is it up and reachable?) and --db / ROUTECLI_DB") from None
+
+    return guarded
+
+
 class Gate:
     def __init__(self, config: Config, store: Store, *, run_id: str | None = None,
                  run_budget: Decimal | None = None, use_cache: bool = True,
@@ -52,6 +76,7 @@ class Gate:
 
     # ------------------------------------------------------------ circuit breakers
 
+    @_ledger_errors
     def admit(self, ref: ModelRef) -> tuple[bool, str]:
         """(may we call it, a note when not or when this call is the probe)."""
         settings = self.config.guards.breaker
@@ -71,6 +96,7 @@ class Gate:
             return True, f"{ref}: circuit half-open, this call is the probe"
         return False, f"skipped {ref}: circuit {describe(state, settings, now)}"
 
+    @_ledger_errors
     def report(self, ref: ModelRef, kind: str | None) -> str:
         """Record a call's result with the breaker; a note when the breaker changed."""
         if not self.config.guards.breaker.enabled:
@@ -110,6 +136,7 @@ class Gate:
     def budgeted(self) -> bool:
         return self.config.guards.budgets.active or self.run_budget is not None
 
+    @_ledger_errors
     def reserve(self, request: Request, ref: ModelRef) -> Reservation | None:
         """Hold the call's worst case on every limit it falls under. None: nothing to hold
         (no limit applies, or the model is free); a Reservation with `refused` set: no room."""
@@ -132,6 +159,7 @@ class Gate:
             micros = max(1, to_micros(worst))
         return budgets.reserve(self.store, applicable, micros, now, self.config.guards.budgets.warn_share)
 
+    @_ledger_errors
     def release(self, hold: Hold | None) -> None:
         if hold is not None:
             from routecli.store import budgets
@@ -152,6 +180,7 @@ class Gate:
         near = scope(request, ref, self.config.default_max_tokens) if settings.similar else None
         return CacheKey(cache_key(request, ref, self.config.default_max_tokens), near, request.last_user_text)
 
+    @_ledger_errors
     def cached(self, key: CacheKey | None) -> CachedAnswer | None:
         """The exact answer, else (opt-in) the answer to a near-identical prompt in the same scope."""
         if key is None:
@@ -167,6 +196,7 @@ class Gate:
                                      self.clock())
         return found[0] if found else None
 
+    @_ledger_errors
     def remember(self, key: CacheKey | None, ref: ModelRef, reply: Reply, attempt_id: str,
                  cost_micros: int | None) -> None:
         if key is None or not reply.text.strip() or reply.finish_reason in ("length", "max_tokens", "MAX_TOKENS"):

@@ -65,7 +65,8 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"Cannot read the ledger at {self.location}: {reason(exc)}") from None
+            raise StoreError(f"Cannot read the ledger at {self.location}: {reason(exc)}; check the database "
+                             "(is it up and reachable?) and --db / ROUTECLI_DB") from None
 
     def close(self) -> None:
         self.engine.dispose()
