@@ -20,8 +20,6 @@ from routecli.analytics.ab_store import running_tests as running_ab_tests
 from routecli.batch.ratelimit import Limiter, estimate_tokens
 from routecli.batch.tally import Tally
 from routecli.batch.writer import GroupWriter, Item
-from routecli.store.budgets import RowHolds
-from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.engine import Engine, base_row, mark_failed, priced, refuse_tools
 from routecli.domain import Decision, ModelRef
 from routecli.errors import ProviderError, RoutecliError, redact
@@ -29,6 +27,8 @@ from routecli.flow import BudgetRefused, Journey, Policy, mark_skipped, refusal
 from routecli.inputs import InputLine
 from routecli.pricing import PriceMemo
 from routecli.store import new_id
+from routecli.store.budgets import RowHolds
+from routecli.store.offload import StoreWork, breakers_elsewhere
 
 if TYPE_CHECKING:
     from routecli.config import Config

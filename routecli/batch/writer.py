@@ -14,8 +14,9 @@ requests in flight (benchmarks/serve_overhead.py). A row someone waits for, flus
 close() commit at once. LiteLLM's proxy batches its spend writes the same way
 (proxy_batch_write_at).
 
-With `offload` (serve on a database server) the commit runs where that puts it, a thread: there it
-waits on the network, not on the loop.
+With `offload` the commit runs where that puts it, a thread: serve and batch on a database server
+(store/offload.py), where it waits on the network, not on the loop; serve on SQLite without a
+budget (serve/relay.py, `_commit_apart`), where sqlite3 works beside the loop.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def _expire_holds(conn: Connection, now: datetime) -> None:
 
 def drop_holds(conn: Connection, holds: list[Hold]) -> None:
     """Delete the holds and take what they held off their counters, in the caller's write transaction
-    (serve frees a call's hold in the one that commits its row); a hold already gone (expired and
+    (serve and batch free a call's hold in the one that commits its row: RowHolds); a hold already gone (expired and
     dropped by another process) is not taken off twice."""
     present = set(conn.execute(text("SELECT id FROM budget_holds WHERE id IN :ids")
                                .bindparams(bindparam("ids", expanding=True)), {"ids": [h.id for h in holds]}).scalars())

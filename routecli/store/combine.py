@@ -1,12 +1,11 @@
 """Calls that threads make at the same moment, done together in one transaction (flat combining).
 
 On a PostgreSQL ledger every write transaction takes the one write lock (engine._configure_postgres)
-and, across a network, costs a round trip per statement while it holds it. `routecli serve` runs
-its budget holds on threads (serve/relay.py), and 64 requests reserving one transaction each queued
-behind each other: at 2 ms a round trip that was ~30 holds a second for the whole team
-(benchmarks/serve_ledger.py). Here a thread that finds others waiting takes their calls into its
-own transaction, in the order they came, with the same checks as one at a time; a caller on its own
-(ask, batch, SQLite) is a group of one and sees no difference.
+and, across a network, costs a round trip per statement while it holds it. serve and batch reserve
+budget holds on threads there (store/offload.py), and one transaction per hold queued them all behind
+each other. Here a thread that finds others waiting takes their calls into its own transaction, in
+the order they came, with the same checks as one at a time; a caller on its own (ask, anything on
+SQLite) is a group of one and sees no difference. benchmarks/serve_ledger.py measures the whole.
 """
 
 from __future__ import annotations
