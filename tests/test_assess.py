@@ -316,7 +316,9 @@ _CASE_TRICKS = "iIİınNsSſaAkKKmMoOtT'’ ,.-_1%\n"
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from([*_CASE_TRICKS, "I'm sorry, but", "İ AM NOT SURE", "ı don’t know", "not 100% ſure",
-                                 "As an AI, I cannot", "xI'm not sure", "_i am unsure", "sorry, İ can't", "i must refuse"]),
+                                 "As an AI, I cannot", "xI'm not sure", "_i am unsure", "sorry, İ can't", "i must refuse",
+                                 "I might be wrong", "i'm not confident", "I cannot be certain", "I DON'T KNOW",
+                                 "I do not have enough information", "not 100% sure"]),
                 max_size=12).map("".join))
 def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
     import re
@@ -327,12 +329,15 @@ def test_word_start_phrases_match_where_the_case_insensitive_regex_does(text):
     for phrases, fast in ((module._REFUSAL_PHRASES, module._REFUSAL), (module._HEDGE_PHRASES, module._HEDGE)):
         plain = re.compile(r"(?i)\b(?:" + "|".join(phrases) + ")")
         assert bool(fast.search(fold(text))) == bool(plain.search(text)), text
+    # and the hedge check's shortcut (the regex runs only where one of its words occurs) finds the same
+    assert module._hedged(fold(text)) == bool(re.search(r"(?i)\b(?:" + "|".join(module._HEDGE_PHRASES) + ")", text))
 
 
 # The language guess finds the common words with one regex; it must count them as a tally of
 # every word (a longest run of a-z, à-ÿ) does.
 _WORD_BITS = ["the", "die", "la", "las", "les", "el", "und", "y", "est", "es", "que", "for", "für", "à", "ß", "x",
-              "théorie", "2", " ", "\n", "-", "'", "ü", "é", "is", "are", "on", "pas", "con", "del", "dem", "and"]
+              "théorie", "2", " ", "\n", "-", "'", "ü", "é", "is", "are", "on", "pas", "con", "del", "dem", "and", "THE",
+               "Und", "_", "9the"]
 
 
 @settings(max_examples=400, deadline=None)

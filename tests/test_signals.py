@@ -70,34 +70,42 @@ def test_tokens_are_words_less_the_punctuation_they_end_with(text):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["prove", "proofs", "optimizing", "migrate", "step", "by", "design", "a", "cat",
-                                 "symptoms", "diagnosis", "taxes", "x" * 50]), max_size=12))
-def test_a_lexicon_finds_the_same_with_its_tokens_remembered(words):
+                                 "symptoms", "diagnosis", "taxes", "interest", "rate", "12", "app.py", "x" * 50]),
+                max_size=12))
+def test_a_part_is_read_the_same_with_its_tokens_remembered(words):
     text = " ".join(words)
+    first, again = signals_module.read_part(text), signals_module.read_part(text)
+    assert first == again == _read_unremembered(text)
+    assert all(len(token) <= signals_module.KNOWN_LENGTH for token in signals_module._INFO)  # "x" * 50 is not kept
+
+
+def _read_unremembered(text):
+    """read_part worked out from the lexicons alone, for every token afresh."""
     counts = signals_module._token_counts(text)
-    fresh = signals_module._Lexicon(signals_module._FAMILIES)
-    first, again = fresh.hits(counts, text), fresh.hits(counts, text)
-    assert first == again == _hits_unremembered(signals_module._Lexicon(signals_module._FAMILIES), counts, text)
-    assert all(len(token) <= signals_module.KNOWN_LENGTH for token in fresh._known)  # "x" * 50 is not kept
-
-
-def _hits_unremembered(lexicon, counts, text):
-    found = {name: {} for name in lexicon.names}
+    found, domains, numbers, files = {}, {}, 0, 0
     for token, n in counts.items():
-        for name in lexicon.families(token):
-            found[name][token] = n
-    for first, pairs in lexicon.phrases.items():
+        for name in signals_module._LEXICON.families(token):
+            found.setdefault(name, {})[token] = n
+        for name in signals_module._DOMAIN_LEXICON.families(token):
+            domains[name] = domains.get(name, 0) + n
+        if token[0].isdigit():
+            numbers += n
+        elif "." in token and token.rsplit(".", 1)[1] in signals_module._FILE_EXTENSIONS:
+            files += n
+    for first, pairs in signals_module._LEXICON.phrases.items():
         for phrase, name in pairs:
             if first in counts and text.count(phrase):
-                found[name][phrase] = text.count(phrase)
-    return found
+                found.setdefault(name, {})[phrase] = text.count(phrase)
+    return signals_module.Part(counts, found, domains, numbers, files)
 
 
-def test_a_lexicon_remembers_at_most_its_limit(monkeypatch):
+def test_what_tokens_tell_is_remembered_up_to_a_limit(monkeypatch):
     monkeypatch.setattr(signals_module, "KNOWN_TOKENS", 3)
-    lexicon = signals_module._Lexicon(signals_module._FAMILIES)
-    lexicon.hits(signals_module._token_counts("one two three four five prove"), "one two three four five prove")
-    assert len(lexicon._known) == 3
-    assert lexicon.hits({"prove": 1}, "prove")["reasoning"] == {"prove": 1}  # found without being remembered
+    known = signals_module.Known(signals_module.token_info)
+    for token in "one two three four five prove".split():
+        known[token]
+    assert len(known) == 3
+    assert known["prove"] == (("reasoning",), (), False, False)  # worked out without being remembered
 
 
 def test_every_sample_prompt_keeps_its_signals_and_scores():

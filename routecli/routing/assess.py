@@ -133,7 +133,7 @@ def indicators(request: Request, reply: Reply, signals: Mapping[str, Any] | None
     if _REFUSAL.search(fold(text[:400])) and len(text.strip()) < _REFUSAL_ONLY:
         found["refusal"] = 1.0
     # hedges in the middle of a long answer are mostly quoted or narrative ("I don't know," she said)
-    if _HEDGE.search(fold(_window(text, 400, 400))):
+    if _hedged(fold(_window(text, 400, 400))):
         found["hedging"] = 1.0
     cut = _truncation(text, finish)
     if cut:
@@ -199,8 +199,14 @@ _HEDGE_PHRASES = (
 )
 _REFUSAL = re.compile(word_start(*_REFUSAL_PHRASES))
 _HEDGE = re.compile(word_start(*_HEDGE_PHRASES))
+# Every hedge holds one of these: where none occurs (most answers), the regex need not run.
+_HEDGE_WORDS = ("sure", "certain", "confident", "know", "wrong", "information")
 _REFUSAL_ONLY = 600  # characters
 _FENCE_LINE = re.compile(r"\n[ \t]{0,3}```")  # not (?m)^: a literal first character is searched far faster
+
+
+def _hedged(low: str) -> bool:
+    return any(word in low for word in _HEDGE_WORDS) and _HEDGE.search(low) is not None
 
 
 def _truncation(text: str, finish: str) -> str:
@@ -212,7 +218,7 @@ def _truncation(text: str, finish: str) -> str:
     tail = text.rstrip()
     last_line = tail[tail.rfind("\n") + 1:]
     # a long answer whose last line is prose (5+ words) ending in a word or a comma: cut mid-sentence
-    if len(tail) >= 300 and (tail[-1].isalnum() or tail[-1] in ",;(-–_") and len(last_line.split()) >= 5:
+    if len(tail) >= 300 and (tail[-1].isalnum() or tail[-1] in ",;(-–_") and len(last_line.split(None, 4)) >= 5:
         return "truncated:mid_sentence"
     return ""
 

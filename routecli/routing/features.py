@@ -123,26 +123,30 @@ def window(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
+def numeric_value(value: Any) -> float | None:
+    """A signal's value as a numeric feature: a bool as 1 or 0, a finite number squashed; else None."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return squash(float(value))
+    return None
+
+
+def category_tokens(name: str, value: str) -> list[str]:
+    """A string signal's categorical tokens `name=value`, one per comma-separated value."""
+    return [f"{name}={part}" for part in map(str.strip, value.split(",")) if part]
+
+
 def signal_features(signals: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """(numeric, categorical) features from a signals dict, whatever signals it holds."""
     numeric: dict[str, float] = {}
     categorical: dict[str, float] = {}
     for name, value in signals.items():
-        if isinstance(value, bool):
-            numeric[name] = 1.0 if value else 0.0
-        elif isinstance(value, (int, float)):
-            if math.isfinite(value):
-                numeric[name] = squash(float(value))
-        elif isinstance(value, str):
-            for part in value.split(","):
-                part = part.strip()
-                if part:
-                    categorical[f"{name}={part}"] = 1.0
+        if isinstance(value, str):
+            categorical.update(dict.fromkeys(category_tokens(name, value), 1.0))
+        elif (number := numeric_value(value)) is not None:
+            numeric[name] = number
     return numeric, categorical
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def word_tokens(tokens: list[str], bigrams: bool = False) -> set[str]:
@@ -153,13 +157,14 @@ def word_tokens(tokens: list[str], bigrams: bool = False) -> set[str]:
     return found
 
 
-def text_stats(text: str, tokens: list[str], counts: Mapping[str, int]) -> dict[str, float]:
-    """Shape and kind of ask, not topic: code-like punctuation, digits, named things, word length.
+def text_stats(text: str, low: str, tokens: list[str], counts: Mapping[str, int]) -> dict[str, float]:
+    """Shape and kind of ask, not topic: code-like punctuation, digits, named things, word length
+    (`low` is text.lower(), `tokens` its words, `counts` theirs).
 
     Letter-case and word-variety ratios were tried and dropped: on a one-line prompt they are
     noise (every capital is a sentence start), and they added nothing in cross-validation."""
     size = max(1, len(text))
-    asks = _ASKS.counts(counts, text.lower())
+    asks = _ASKS.counts(counts, low)
     return {
         **{kind: squash(n) for kind, n in asks.items()},
         "t:lines": squash(text.count("\n")),
@@ -171,14 +176,21 @@ def text_stats(text: str, tokens: list[str], counts: Mapping[str, int]) -> dict[
     }
 
 
+def text_features(request: Request) -> tuple[dict[str, float], list[str], Counter[str]]:
+    """(the `t:` statistics, the words, their counts) of the last user message, in its window."""
+    text = window(request.last_user_text)
+    low = text.lower()
+    tokens = _WORD.findall(low)
+    counts = Counter(tokens)
+    return text_stats(text, low, tokens, counts), tokens, counts
+
+
 def _base(request: Request) -> tuple[dict[str, float], dict[str, float], list[str], Counter[str], dict[str, Any]]:
     """(numeric, categorical, the windowed prompt's words, their counts, signals)."""
     signals = extract_signals(request)
     numeric, categorical = signal_features(signals)
-    text = window(request.last_user_text)
-    tokens = words(text)
-    counts = Counter(tokens)
-    numeric.update(text_stats(text, tokens, counts))
+    stats, tokens, counts = text_features(request)
+    numeric.update(stats)
     return numeric, categorical, tokens, counts, signals
 
 

@@ -19,7 +19,16 @@ from typing import Any
 
 from routecli.domain import Request
 from routecli.errors import UsageError
-from routecli.routing.features import describe, featurize_for, prior_weight, standardise
+from routecli.routing.features import (
+    Z_LIMIT,
+    category_tokens,
+    describe,
+    featurize_for,
+    numeric_value,
+    prior_weight,
+    text_features,
+)
+from routecli.routing.signals import extract_signals
 
 NAME = "learned"
 Part = tuple[str, float, bool]  # (feature, logit change, value above the training mean)
@@ -55,10 +64,21 @@ class Model:
         self.prior: dict[str, float] = dict(weights.get("recipe", {}).get("prior", {}))
         self.vocab_firsts = {k[2:].split(" ", 1)[0] for k in self.tokens if k.startswith("w:") and " " in k}
         self.words = any(k.startswith("w:") for k in self.tokens)
+        # the string signals this model weighs (a value it never saw still has the prior's "name=*")
+        self.categories = sorted({key.partition("=")[0] for key in (*self.tokens, *self.prior) if "=" in key})
 
     def contributions(self, request: Request) -> tuple[float, list[Part], dict[str, Any]]:
         """(logit, [(feature, logit change)], signals); changes are against an average prompt."""
-        numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts, self.words)
+        if self.words:
+            numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts)
+        else:  # featurize_for's features, only those this model weighs: the classifier runs on every request
+            signals = extract_signals(request)
+            numeric = text_features(request)[0]
+            for name, *_ in self.numeric:
+                if name not in numeric and (value := numeric_value(signals.get(name))) is not None:
+                    numeric[name] = value
+            sparse = {token for name in self.categories if isinstance(value := signals.get(name), str)
+                      for token in category_tokens(name, value)}
         logit, parts = self.logit(numeric, sparse)
         return logit, parts, signals
 
@@ -69,7 +89,8 @@ class Model:
         for name, mean, scale, w in self.numeric:
             value = numeric.get(name)
             if value is not None:
-                change = w * standardise(value, mean, scale)  # as train.py does: one formula for both
+                z = (value - mean) / scale  # features.standardise, inline: as train.py does, one formula for both
+                change = w * (Z_LIMIT if z > Z_LIMIT else -Z_LIMIT if z < -Z_LIMIT else z)
                 logit += change
                 parts.append((name, change, value > mean))
         for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process

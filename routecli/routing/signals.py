@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from routecli.domain import Request
 
@@ -20,7 +20,7 @@ TAIL_CHARS = 1_000
 
 # A word with the dots, slashes and the like inside it (file.py, c++, don't), less any it ends with:
 # the longest run of these that ends in a word character, /, + or #.
-_TOKEN = re.compile(r"\w(?:[\w./+#'-]*[\w/+#])?")
+_TOKEN = re.compile(r"\w[\w/+#]*(?:[.'-]+[\w/+#]+)*")
 _CODE_FENCE = re.compile(r"```([\w+#-]+)?")
 _MATH_OP = re.compile(r"\d\s*[-+*/^=<>]\s*[\d(a-z]|[√∑∫π≤≥≠]")
 _STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
@@ -102,12 +102,9 @@ class Known(dict):
 
 
 class _Lexicon:
-    """Every keyword family compiled into one index, so a prompt's tokens are read once.
-
-    Python pays per call, not per byte: each distinct token's families are worked out once per
-    process (one C-level `startswith(all_prefixes)`), and a phrase is counted only when its
-    first word occurs at all.
-    """
+    """Keyword families compiled into one index: whole words, prefixes (tried together in one
+    C-level `startswith(all_prefixes)`), and phrases by their first word, since a phrase is looked
+    for only when its first word occurs at all."""
 
     def __init__(self, families: dict[str, tuple[str, ...]]) -> None:
         self.exact: dict[str, list[str]] = {}
@@ -123,31 +120,72 @@ class _Lexicon:
         self.firsts = frozenset(self.phrases)
         self.prefixes = tuple(self.by_prefix)
         self.names = tuple(families)
-        self._known = Known(self.families)  # one dict hit instead of trying every prefix (~40 for the domains)
 
     def families(self, token: str) -> tuple[str, ...]:
-        """The families a token belongs to: as a whole word, then by each prefix it starts with."""
+        """The families a token belongs to (each once): as a whole word, then by each prefix it starts with."""
         names = list(self.exact.get(token, ()))
         if token.startswith(self.prefixes):
             names += [name for prefix in self.prefixes if token.startswith(prefix) for name in self.by_prefix[prefix]]
-        return tuple(names)
+        return tuple(dict.fromkeys(names))
 
-    def hits(self, counts: dict[str, int], text: str) -> dict[str, dict[str, int]]:
-        found: dict[str, dict[str, int]] = {name: {} for name in self.names}
-        known = self._known
-        for token, n in counts.items():
-            for name in known[token]:
-                found[name][token] = n
-        for first in self.firsts.intersection(counts):  # a phrase is looked for only if its first word occurs
+    def phrase_hits(self, counts: dict[str, int], text: str) -> Iterator[tuple[str, str, int]]:
+        """(family, phrase, times) of each phrase in `text` whose first word is among `counts`."""
+        for first in self.firsts.intersection(counts):
             for phrase, name in self.phrases[first]:
                 n = text.count(phrase)
                 if n:
-                    found[name][phrase] = n
-        return found
+                    yield name, phrase, n
 
 
 _LEXICON = _Lexicon(_FAMILIES)
 _DOMAIN_LEXICON = _Lexicon(DOMAINS)
+TokenInfo = tuple[tuple[str, ...], tuple[str, ...], bool, bool]  # (families, domains, a number, a file name)
+
+
+def token_info(token: str) -> TokenInfo | None:
+    """What a token tells, or None for most words, which tell nothing."""
+    families, domains = _LEXICON.families(token), _DOMAIN_LEXICON.families(token)
+    number = token[0].isdigit()
+    file_ref = not number and "." in token and token.rsplit(".", 1)[1] in _FILE_EXTENSIONS
+    return (families, domains, number, file_ref) if families or domains or number or file_ref else None
+
+
+# one dict hit per distinct token of a prompt instead of trying every prefix (~40 for the domains)
+_INFO = Known(token_info)
+
+
+class Part(NamedTuple):
+    """One part of a request (the last user message, the system prompt, the earlier turns), read once."""
+
+    counts: dict[str, int]  # its tokens
+    found: dict[str, dict[str, int]]  # family -> {token or phrase: times}, only families that occur
+    domains: dict[str, int]  # domain -> times its words occur (its phrases are counted over every part)
+    numbers: int
+    file_refs: int
+
+
+def read_part(low: str) -> Part:
+    counts = _token_counts(low)
+    found: dict[str, dict[str, int]] = {}
+    domains: dict[str, int] = {}
+    numbers = file_refs = 0
+    info_of = _INFO
+    for token, n in counts.items():
+        info = info_of[token]
+        if info is None:
+            continue
+        families, in_domains, number, file_ref = info
+        for name in families:
+            found.setdefault(name, {})[token] = n
+        for name in in_domains:
+            domains[name] = domains.get(name, 0) + n
+        if number:
+            numbers += n
+        elif file_ref:
+            file_refs += n
+    for name, phrase, n in _LEXICON.phrase_hits(counts, low):
+        found.setdefault(name, {})[phrase] = n
+    return Part(counts, found, domains, numbers, file_refs)
 
 
 def _scan_text(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
@@ -156,31 +194,35 @@ def _scan_text(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str
     return (text[:head] + "\n" + text[-tail:]).lower()
 
 
-def _merge(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    merged: dict[str, dict[str, int]] = {}
-    for part in parts:
-        for name, hits in part.items():
-            into = merged.setdefault(name, {})
-            for key, n in hits.items():
-                into[key] = into.get(key, 0) + n
-    return merged
-
-
 def _token_counts(low: str) -> dict[str, int]:
     return Counter(_TOKEN.findall(low))
 
 
-def _file_refs(counts: dict[str, int]) -> int:
-    return sum(
-        n for token, n in counts.items()
-        if "." in token and token.rsplit(".", 1)[1] in _FILE_EXTENSIONS and not token[0].isdigit()
-    )
+def _times(parts: Iterable[Part], family: str) -> int:
+    return sum(sum(found.values()) for part in parts if (found := part.found.get(family)))
 
 
-def _domain(counts: dict[str, int], low: str) -> str:
-    scores = {name: sum(hits.values()) for name, hits in _DOMAIN_LEXICON.hits(counts, low).items()}
-    best = max(scores, key=lambda name: scores[name])
-    return best if scores[best] else ""
+def _keys(parts: Iterable[Part], family: str) -> str:
+    keys = {key for part in parts for key in part.found.get(family, ())}
+    return ",".join(sorted(keys))
+
+
+def _domain(user: Part, rest: Part | None, low: str) -> str:
+    """The domain whose words and phrases occur most (the first named on a tie), or "".
+    Words count in the user's messages, phrases in every part where their first word is such a word."""
+    scores = dict(user.domains)
+    counts: dict[str, int] | set[str] = user.counts
+    if rest is not None:
+        for name, n in rest.domains.items():
+            scores[name] = scores.get(name, 0) + n
+        counts = set(user.counts).union(rest.counts)
+    for name, _, n in _DOMAIN_LEXICON.phrase_hits(counts, low):  # type: ignore[arg-type]
+        scores[name] = scores.get(name, 0) + n
+    best, top = "", 0
+    for name in _DOMAIN_LEXICON.names:
+        if scores.get(name, 0) > top:
+            best, top = name, scores[name]
+    return best
 
 
 def _question_shape(text: str, counts: dict[str, int]) -> dict[str, float | int]:
@@ -190,44 +232,48 @@ def _question_shape(text: str, counts: dict[str, int]) -> dict[str, float | int]
             "words_per_sentence": round(sum(counts.values()) / sentences, 1)}
 
 
+def _messages(request: Request) -> dict[str, int]:
+    turns = tool_results = images = 0
+    for message in request.messages:
+        if message.role == "user":
+            turns += 1
+        elif message.role == "tool":
+            tool_results += 1
+        if message.images:
+            images += len(message.images)
+    return {"turns": turns, "tool_results": tool_results, "tools": len(request.tools), "images": images}
+
+
 def extract_signals(request: Request) -> dict[str, float | int | bool | str]:
-    text = request.all_text()
     # Each part is read once: the last user message fully (within the scan window), the
     # system prompt and earlier turns in a smaller window, since they weigh less.
     user_low = _scan_text(request.last_user_text)
-    system_low = _scan_text(request.system or "", 1_000, 500)
-    earlier = "\n".join(m.text for m in request.messages[:-1])
-    earlier_low = _scan_text(earlier, 1_000, 500)
-    user_counts = _token_counts(user_low)
-    user = _LEXICON.hits(user_counts, user_low)
-    system = _LEXICON.hits(_token_counts(system_low), system_low) if system_low else {}
-    rest_counts = _token_counts(earlier_low) if earlier_low else {}
-    extra = [part for part in (system, _LEXICON.hits(rest_counts, earlier_low) if rest_counts else {}) if part]
-    family = _merge([user, *extra]) if extra else user  # one message: nothing to add up
-    counts = dict(user_counts)
-    for token, n in rest_counts.items():
-        counts[token] = counts.get(token, 0) + n
+    user = read_part(user_low)
+    system_low = _scan_text(request.system, 1_000, 500) if request.system else ""
+    system = read_part(system_low) if system_low else None
+    earlier = "\n".join([m.text for m in request.messages[:-1]]) if len(request.messages) > 1 else ""
+    earlier_low = _scan_text(earlier, 1_000, 500) if earlier else ""
+    rest = read_part(earlier_low) if earlier_low else None
+    parts = [part for part in (user, system, rest) if part is not None]  # every part's families add up
     low = "\n".join(filter(None, (system_low, earlier_low, user_low)))
     fences = _CODE_FENCE.findall(low)
+    size = len(request.all_text())
     return {
-        "chars": len(text),
-        "est_tokens": max(1, len(text) // 4),
+        "chars": size,
+        "est_tokens": max(1, size // 4),
         "code_blocks": len(fences) // 2 or (1 if fences else 0),
         "code_langs": ",".join(sorted({lang for lang in fences if lang})),
-        "code_words": sum(family["code"].values()),
-        "math": sum(family["math"].values()) + len(_MATH_OP.findall(user_low)),
-        "numbers": sum(n for token, n in counts.items() if token[0].isdigit()),
-        "reasoning": ",".join(sorted(family["reasoning"])),
-        "steps": sum(family["steps"].values()) + len(_STEP_LINE.findall(user_low)),
-        "constraints": sum(user["constraints"].values()),
-        "simple": ",".join(sorted(user["simple"])),
-        **_question_shape(user_low, user_counts),
-        "turns": sum(1 for m in request.messages if m.role == "user"),
-        "tool_results": sum(1 for m in request.messages if m.role == "tool"),
-        "tools": len(request.tools),
-        "images": sum(len(m.images) for m in request.messages),
-        "vision_words": sum(user["vision"].values()),
-        "agentic": bool(request.tools) or bool(system.get("agentic")),
-        "file_refs": _file_refs(counts),
-        "domain": _domain(counts, low),
+        "code_words": _times(parts, "code"),
+        "math": _times(parts, "math") + len(_MATH_OP.findall(user_low)),
+        "numbers": user.numbers + (rest.numbers if rest else 0),
+        "reasoning": _keys(parts, "reasoning"),
+        "steps": _times(parts, "steps") + len(_STEP_LINE.findall(user_low)),
+        "constraints": _times((user,), "constraints"),
+        "simple": _keys((user,), "simple"),
+        **_question_shape(user_low, user.counts),
+        **_messages(request),
+        "vision_words": _times((user,), "vision"),
+        "agentic": bool(request.tools) or bool(system and system.found.get("agentic")),
+        "file_refs": user.file_refs + (rest.file_refs if rest else 0),
+        "domain": _domain(user, rest, low),
     }
