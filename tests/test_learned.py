@@ -126,3 +126,15 @@ def test_default_thresholds_split_the_shared_prompts_50_30_20():
     cheap = sum(s < config.thresholds["standard"] for s in scores) / len(scores)
     premium = sum(s >= config.thresholds["premium"] for s in scores) / len(scores)
     assert cheap == pytest.approx(0.5, abs=0.05) and premium == pytest.approx(0.2, abs=0.05)
+
+
+def test_ascii_text_counts_the_same_symbols_and_digits_as_any_text():
+    """text_stats counts symbols and digits of ASCII text by deleting bytes: the same set as its regex."""
+    from routecli.routing import features
+
+    assert set(features._SYMBOL_BYTES.decode()) == {chr(c) for c in range(128) if features._SYMBOLS.match(chr(c))}
+    text = "def f(x): return {'a': [1, 2]} # 3 <= 4; a_b | c & d ^ e % f $ g @ h ~ `i` \\ j * k / 10"
+    for sample in (text, text + " é"):  # the second is not ASCII: counted by the regex
+        stats = features.text_stats(sample, sample.lower(), [], {})
+        assert stats["t:symbol_ratio"] == len(features._SYMBOLS.findall(text)) / len(sample)
+        assert stats["t:digit_ratio"] == sum(ch.isdigit() for ch in text) / len(sample)

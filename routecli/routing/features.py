@@ -86,6 +86,7 @@ class _AskIndex:
 
 _ASKS = _AskIndex(ASK_KINDS)
 _SYMBOLS = re.compile(r"[{}\[\]()<>=;:/\\|*&^%$@~`_]")
+_SYMBOL_BYTES = b"{}[]()<>=;:/\\|*&^%$@~`_"  # the same, for ASCII text
 # Function words say nothing about the task; as features they would only add noise to reasons.
 STOPWORDS = frozenset(
     "a about above after again all also am an and any are as at be because been before being below between "
@@ -164,16 +165,20 @@ def text_stats(text: str, low: str, tokens: list[str], counts: Mapping[str, int]
     Letter-case and word-variety ratios were tried and dropped: on a one-line prompt they are
     noise (every capital is a sentence start), and they added nothing in cross-validation."""
     size = max(1, len(text))
-    asks = _ASKS.counts(counts, low)
-    return {
-        **{kind: squash(n) for kind, n in asks.items()},
-        "t:lines": squash(text.count("\n")),
-        "t:acronyms": squash(len(_ACRONYM.findall(text))),
-        "t:symbol_ratio": len(_SYMBOLS.findall(text)) / size,
-        "t:digit_ratio": sum(map(text.count, "0123456789")) / size,
-        # Shrunk toward a typical 4.5 letters by ten imaginary words, so "hi" is not "short words".
-        "t:word_len": (sum(map(len, tokens)) + 45) / (len(tokens) + 10),
-    }
+    if text.isascii():  # most prompts: the symbols and digits are counted by deleting them, in C
+        raw = text.encode("ascii")
+        symbols = len(raw) - len(raw.translate(None, _SYMBOL_BYTES))
+        digits = len(raw) - len(raw.translate(None, b"0123456789"))
+    else:
+        symbols, digits = len(_SYMBOLS.findall(text)), sum(map(text.count, "0123456789"))
+    stats = {kind: squash(n) for kind, n in _ASKS.counts(counts, low).items()}
+    stats["t:lines"] = squash(text.count("\n"))
+    stats["t:acronyms"] = squash(len(_ACRONYM.findall(text)))
+    stats["t:symbol_ratio"] = symbols / size
+    stats["t:digit_ratio"] = digits / size
+    # Shrunk toward a typical 4.5 letters by ten imaginary words, so "hi" is not "short words".
+    stats["t:word_len"] = (sum(map(len, tokens)) + 45) / (len(tokens) + 10)
+    return stats
 
 
 def text_features(request: Request) -> tuple[dict[str, float], list[str], Counter[str]]:

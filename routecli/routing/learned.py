@@ -15,7 +15,7 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from routecli.domain import Request
 from routecli.errors import UsageError
@@ -27,8 +27,9 @@ from routecli.routing.features import (
     numeric_value,
     prior_weight,
     text_features,
+    text_stats,
 )
-from routecli.routing.signals import extract_signals
+from routecli.routing.signals import Known, extract_signals
 
 NAME = "learned"
 Part = tuple[str, float, bool]  # (feature, logit change, value above the training mean)
@@ -64,25 +65,49 @@ class Model:
         self.prior: dict[str, float] = dict(weights.get("recipe", {}).get("prior", {}))
         self.vocab_firsts = {k[2:].split(" ", 1)[0] for k in self.tokens if k.startswith("w:") and " " in k}
         self.words = any(k.startswith("w:") for k in self.tokens)
-        # the string signals this model weighs (a value it never saw still has the prior's "name=*")
+        # the string signals this model weighs (a value it never saw still has the prior's "name=*"), and
+        # each value's weighed tokens: a signal takes few values, which recur from prompt to prompt
         self.categories = sorted({key.partition("=")[0] for key in (*self.tokens, *self.prior) if "=" in key})
+        # the numeric features that signals give (the others are text statistics)
+        stats = set(text_stats("", "", [], {}))
+        self.signal_numeric = [name for name, *_ in self.numeric if name not in stats]
+        self._category_weights = Known(lambda token: self.weigh(category_tokens(*token.split("=", 1))))
 
     def contributions(self, request: Request) -> tuple[float, list[Part], dict[str, Any]]:
         """(logit, [(feature, logit change)], signals); changes are against an average prompt."""
         if self.words:
             numeric, sparse, signals = featurize_for(request, self.tokens, self.vocab_firsts)
-        else:  # featurize_for's features, only those this model weighs: the classifier runs on every request
-            signals = extract_signals(request)
-            numeric = text_features(request)[0]
-            for name, *_ in self.numeric:
-                if name not in numeric and (value := numeric_value(signals.get(name))) is not None:
-                    numeric[name] = value
-            sparse = {token for name in self.categories if isinstance(value := signals.get(name), str)
-                      for token in category_tokens(name, value)}
-        logit, parts = self.logit(numeric, sparse)
-        return logit, parts, signals
+            return (*self.logit(numeric, self.weigh(sparse)), signals)
+        # featurize_for's features, only those this model weighs: the classifier runs on every request
+        signals = extract_signals(request)
+        numeric = text_features(request)[0]
+        for name in self.signal_numeric:
+            value = signals.get(name)
+            kind = value.__class__
+            if kind is int or kind is float:  # numeric_value, inline for the usual kinds: it runs ~15 times a request
+                if math.isfinite(value):
+                    numeric[name] = math.log1p(value) if value >= 0 else -math.log1p(-value)
+            elif (number := numeric_value(value)) is not None:
+                numeric[name] = number
+        weighed: list[tuple[str, float]] = []
+        for name in self.categories:
+            if isinstance(value := signals.get(name), str) and value:
+                weighed += self._category_weights[f"{name}={value}"]
+        return (*self.logit(numeric, sorted(weighed)), signals)
 
-    def logit(self, numeric: dict[str, float], sparse: set[str]) -> tuple[float, list[Part]]:
+    def weigh(self, sparse: Iterable[str]) -> list[tuple[str, float]]:
+        """(token, weight) of every sparse token with a weight, in a fixed order: the same sum, to the
+        last bit, in every process."""
+        weighed = []
+        for token in sorted(sparse):
+            w = self.tokens.get(token)
+            if w is None and "=" in token:
+                w = prior_weight(self.prior, token)  # a signal value training never saw
+            if w:
+                weighed.append((token, w))
+        return weighed
+
+    def logit(self, numeric: dict[str, float], weighed: list[tuple[str, float]]) -> tuple[float, list[Part]]:
         """Bias plus every feature's change; a numeric change is measured from the training mean."""
         logit = self.bias
         parts: list[Part] = []
@@ -93,18 +118,14 @@ class Model:
                 change = w * (Z_LIMIT if z > Z_LIMIT else -Z_LIMIT if z < -Z_LIMIT else z)
                 logit += change
                 parts.append((name, change, value > mean))
-        for token in sorted(sparse):  # a fixed order: the same sum, to the last bit, in every process
-            w = self.tokens.get(token)
-            if w is None and "=" in token:
-                w = prior_weight(self.prior, token)  # a signal value training never saw
-            if w:
-                logit += w
-                parts.append((token, w, True))
+        for token, w in weighed:
+            logit += w
+            parts.append((token, w, True))
         return logit, parts
 
     def score_features(self, example: Any) -> float:
         """Score already featurized text (an Example from training): for cross-validation."""
-        logit, _ = self.logit(example.numeric, example.sparse)
+        logit, _ = self.logit(example.numeric, self.weigh(example.sparse))
         return _sigmoid(logit)
 
     def score(self, request: Request) -> tuple[float, tuple[str, ...], dict[str, Any]]:
@@ -115,14 +136,18 @@ class Model:
         """The few features that moved the score most, signed, e.g. "code (python) +0.42"."""
         # ties by name: same prompt, same words; the many small changes are left out before sorting.
         # Sorted as (-|change|, name, place) tuples: no key function called per part, ties kept in order
-        ranked = [parts[i] for *_, i in sorted([(-abs(change), key, i) for i, (key, change, _) in enumerate(parts)
-                                                  if abs(change) >= _MIN_REASON])]
+        ranked = sorted([(-size, key, i) for i, (key, change, _) in enumerate(parts)
+                         if (size := abs(change)) >= _MIN_REASON])
         out: list[str] = []
-        for key, change, above in ranked:
+        for _, key, i in ranked:
             if len(out) == REASONS:
                 break
+            change, above = parts[i][1], parts[i][2]
             text = describe(key, signals.get(key), above)
-            if not any(reason.startswith(text) for reason in out):  # chars and est_tokens read alike
+            for reason in out:
+                if reason.startswith(text):  # chars and est_tokens read alike
+                    break
+            else:
                 out.append(f"{text} {'+' if change > 0 else '-'}{abs(change):.2f}")
         return tuple(out) or ("nothing stood out",)
 
