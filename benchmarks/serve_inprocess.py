@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 # this script's folder is on sys.path; importing serve_overhead also puts tests/ and the project there
-from serve_overhead import KEY, PROMPTS, ROOT
+from serve_overhead import KEY, PROMPTS, ROOT, serve_config
 
 
 class Sink:
@@ -121,11 +121,7 @@ def child(args: argparse.Namespace) -> None:
 
     root, vendor = fakevendor.start_server(key=KEY)
     home = Path(tempfile.mkdtemp())
-    (home / "config.toml").write_text(
-        f'[providers.openai]\nbase_url = "{root}/v1"\npricing_provider = "openai"\n'
-        '[routing]\ntier_order = ["cheap", "standard", "premium"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
-        '[tiers.standard]\nmodels = ["openai:gpt-5.4-mini"]\n[tiers.premium]\nmodels = ["openai:gpt-5.5"]\n'
-        "[escalation]\nenabled = false\n")
+    (home / "config.toml").write_text(serve_config(root))
     os.environ.update(ROUTECLI_HOME=str(home), OPENAI_API_KEY=KEY)
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from routecli.config import db_location, load_config

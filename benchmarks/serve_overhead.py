@@ -76,17 +76,21 @@ PROMPTS = [json.loads(line)["prompt"] for path in sorted((ROOT / "sample_prompts
            for line in path.read_text().splitlines() if line.strip() and "image" not in json.loads(line)]
 
 
+def serve_config(vendor_root: str) -> str:
+    """The config.toml of the benchmarks' serve, over the fake vendor at `vendor_root`."""
+    return (f'[providers.openai]\nbase_url = "{vendor_root}/v1"\npricing_provider = "openai"\n'
+            # three tiers, as by default, all at the fake vendor: the classifier's score picks the model
+            '[routing]\ntier_order = ["cheap", "standard", "premium"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
+            '[tiers.standard]\nmodels = ["openai:gpt-5.4-mini"]\n[tiers.premium]\nmodels = ["openai:gpt-5.5"]\n'
+            # an escalation would be a second upstream call: a choice the router made, not serve's overhead
+            "[escalation]\nenabled = false\n")
+
+
 def start_serve(vendor_root: str, home: Path, loop: str, command: list[str] | None = None, *,
                 more_config: str = "", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
     """`routecli serve` (or `command`, whose arguments then go on with serve's) over the fake vendor;
     `more_config` goes at the end of its config.toml, `env` into its environment."""
-    (home / "config.toml").write_text(
-        f'[providers.openai]\nbase_url = "{vendor_root}/v1"\npricing_provider = "openai"\n'
-        # three tiers, as by default, all at the fake vendor: the classifier's score picks the model
-        '[routing]\ntier_order = ["cheap", "standard", "premium"]\n[tiers.cheap]\nmodels = ["openai:gpt-5.4-nano"]\n'
-        '[tiers.standard]\nmodels = ["openai:gpt-5.4-mini"]\n[tiers.premium]\nmodels = ["openai:gpt-5.5"]\n'
-        # an escalation would be a second upstream call: a choice the router made, not serve's overhead
-        "[escalation]\nenabled = false\n" + more_config)
+    (home / "config.toml").write_text(serve_config(vendor_root) + more_config)
     env = {**os.environ, "ROUTECLI_HOME": str(home), "OPENAI_API_KEY": KEY, **(env or {})}
     command = command or [sys.executable, "-m", "routecli"]
     return _listening(subprocess.Popen([*command, "serve", "--port", "0", "--loop", loop],

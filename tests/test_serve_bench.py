@@ -112,3 +112,12 @@ def test_batch_ledger_runs_every_ledger_and_answers_every_line():
     for ledger in LEDGERS:
         for budget in ("off", "on"):
             assert re.search(rf"{ledger}, budget {budget} +[\d.]+ s, +\d+ lines a second, 12 answered\n", out), out
+
+
+@pytest.mark.parametrize("part, n", [("request", "3"), ("score", "1"), ("assess", "1")])
+def test_serve_instructions_workloads_run(part, n):
+    """What serve_instructions.py counts under valgrind, run plain: each workload completes (valgrind itself
+    is not needed here)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "serve_instructions.py"), "--child", part, n],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]

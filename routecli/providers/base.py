@@ -127,7 +127,7 @@ def count(mapping: Any, *path: str) -> int:
     """The integer at `path` in nested dicts; 0 when a step is missing or null."""
     node = mapping
     for key in path:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict) and not isinstance(node, Mapping):  # dict first: an ABC check costs ~10x
             return 0
         node = node.get(key)
     return int(node) if isinstance(node, (int, float)) else 0
