@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from routecli.domain import Request
 
@@ -22,7 +22,9 @@ TAIL_CHARS = 1_000
 # the longest run of these that ends in a word character, /, + or #.
 _TOKEN = re.compile(r"\w[\w/+#]*(?:[.'-]+[\w/+#]+)*")
 _CODE_FENCE = re.compile(r"```([\w+#-]+)?")
-_MATH_OP = re.compile(r"\d\s*[-+*/^=<>]\s*[\d(a-z]|[√∑∫π≤≥≠]")
+# an operator between a number and a number, bracket or letter, or a maths symbol; it opens with the
+# class of both first characters, so the regex engine can skip to where one occurs
+_MATH_OP = re.compile(r"[\d√∑∫π≤≥≠](?:(?<=\d)\s*[-+*/^=<>]\s*[\d(a-z]|(?<=[√∑∫π≤≥≠]))")
 _STEP_LINE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
 _SENTENCE_END = re.compile(r"[.?!][ \n]")  # one scan for ". ", "? ", "! " and the three before a line break
 
@@ -198,13 +200,27 @@ def _token_counts(low: str) -> dict[str, int]:
     return Counter(_TOKEN.findall(low))
 
 
-def _times(parts: Iterable[Part], family: str) -> int:
-    return sum(sum(found.values()) for part in parts if (found := part.found.get(family)))
+def _merged(parts: list[Part]) -> dict[str, dict[str, int]]:
+    """Every part's family hits added up (one part: its own)."""
+    if len(parts) == 1:
+        return parts[0].found
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for name, hits in part.found.items():
+            into = merged.setdefault(name, {})
+            for key, n in hits.items():
+                into[key] = into.get(key, 0) + n
+    return merged
 
 
-def _keys(parts: Iterable[Part], family: str) -> str:
-    keys = {key for part in parts for key in part.found.get(family, ())}
-    return ",".join(sorted(keys))
+def _total(found: dict[str, dict[str, int]], family: str) -> int:
+    hits = found.get(family)
+    return sum(hits.values()) if hits else 0
+
+
+def _names(found: dict[str, dict[str, int]], family: str) -> str:
+    hits = found.get(family)
+    return ",".join(sorted(hits)) if hits else ""
 
 
 def _domain(user: Part, rest: Part | None, low: str) -> str:
@@ -225,14 +241,12 @@ def _domain(user: Part, rest: Part | None, low: str) -> str:
     return best
 
 
-def _question_shape(text: str, counts: dict[str, int]) -> dict[str, float | int]:
-    ends = len(_SENTENCE_END.findall(text))
-    sentences = max(1, ends + (text.rstrip()[-1:] in ".?!"))
-    return {"questions": text.count("?"), "sentences": sentences,
-            "words_per_sentence": round(sum(counts.values()) / sentences, 1)}
+def _sentences(text: str) -> int:
+    return max(1, len(_SENTENCE_END.findall(text)) + (text.rstrip()[-1:] in ".?!"))
 
 
-def _messages(request: Request) -> dict[str, int]:
+def _messages(request: Request) -> tuple[int, int, int]:
+    """(user turns, tool results, images)."""
     turns = tool_results = images = 0
     for message in request.messages:
         if message.role == "user":
@@ -241,7 +255,7 @@ def _messages(request: Request) -> dict[str, int]:
             tool_results += 1
         if message.images:
             images += len(message.images)
-    return {"turns": turns, "tool_results": tool_results, "tools": len(request.tools), "images": images}
+    return turns, tool_results, images
 
 
 def extract_signals(request: Request) -> dict[str, float | int | bool | str]:
@@ -254,25 +268,32 @@ def extract_signals(request: Request) -> dict[str, float | int | bool | str]:
     earlier = "\n".join([m.text for m in request.messages[:-1]]) if len(request.messages) > 1 else ""
     earlier_low = _scan_text(earlier, 1_000, 500) if earlier else ""
     rest = read_part(earlier_low) if earlier_low else None
-    parts = [part for part in (user, system, rest) if part is not None]  # every part's families add up
+    every = _merged([part for part in (user, system, rest) if part is not None])
     low = "\n".join(filter(None, (system_low, earlier_low, user_low)))
     fences = _CODE_FENCE.findall(low)
     size = len(request.all_text())
+    sentences = _sentences(user_low)
+    turns, tool_results, images = _messages(request)
     return {
         "chars": size,
         "est_tokens": max(1, size // 4),
         "code_blocks": len(fences) // 2 or (1 if fences else 0),
         "code_langs": ",".join(sorted({lang for lang in fences if lang})),
-        "code_words": _times(parts, "code"),
-        "math": _times(parts, "math") + len(_MATH_OP.findall(user_low)),
+        "code_words": _total(every, "code"),
+        "math": _total(every, "math") + len(_MATH_OP.findall(user_low)),
         "numbers": user.numbers + (rest.numbers if rest else 0),
-        "reasoning": _keys(parts, "reasoning"),
-        "steps": _times(parts, "steps") + len(_STEP_LINE.findall(user_low)),
-        "constraints": _times((user,), "constraints"),
-        "simple": _keys((user,), "simple"),
-        **_question_shape(user_low, user.counts),
-        **_messages(request),
-        "vision_words": _times((user,), "vision"),
+        "reasoning": _names(every, "reasoning"),
+        "steps": _total(every, "steps") + len(_STEP_LINE.findall(user_low)),
+        "constraints": _total(user.found, "constraints"),
+        "simple": _names(user.found, "simple"),
+        "questions": user_low.count("?"),
+        "sentences": sentences,
+        "words_per_sentence": round(sum(user.counts.values()) / sentences, 1),
+        "turns": turns,
+        "tool_results": tool_results,
+        "tools": len(request.tools),
+        "images": images,
+        "vision_words": _total(user.found, "vision"),
         "agentic": bool(request.tools) or bool(system and system.found.get("agentic")),
         "file_refs": user.file_refs + (rest.file_refs if rest else 0),
         "domain": _domain(user, rest, low),
