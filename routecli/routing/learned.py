@@ -96,10 +96,10 @@ class Model:
         return (*self.logit(numeric, sorted(weighed)), signals)
 
     def weigh(self, sparse: Iterable[str]) -> list[tuple[str, float]]:
-        """(token, weight) of every sparse token with a weight, in a fixed order: the same sum, to the
-        last bit, in every process."""
+        """(token, weight) of every distinct sparse token with a weight, in a fixed order: the same sum,
+        to the last bit, in every process."""
         weighed = []
-        for token in sorted(sparse):
+        for token in sorted(set(sparse)):
             w = self.tokens.get(token)
             if w is None and "=" in token:
                 w = prior_weight(self.prior, token)  # a signal value training never saw
