@@ -5,7 +5,7 @@
 Wall-clock figures of the same code move by a fifth from one hour to the next on the 2-CPU test VM
 (other guests evict the caches; benchmarks/SERVE_OVERHEAD.md), so a change of a few per cent in
 serve's own work cannot be seen in them. An instruction count can: callgrind counts the same code to
-~0.5% whatever else the machine is doing. Each count runs in a fresh process under
+~1% whatever else the machine is doing. Each count runs in a fresh process under
 `valgrind --tool=callgrind`, twice (the two --requests), and the script prints the difference over
 the extra requests, so start-up and warm-up cancel out.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from routecli.domain import Request
 
@@ -130,9 +130,9 @@ class _Lexicon:
             names += [name for prefix in self.prefixes if token.startswith(prefix) for name in self.by_prefix[prefix]]
         return tuple(dict.fromkeys(names))
 
-    def phrase_hits(self, counts: dict[str, int], text: str) -> Iterator[tuple[str, str, int]]:
-        """(family, phrase, times) of each phrase in `text` whose first word is among `counts`."""
-        for first in self.firsts.intersection(counts):
+    def phrase_hits(self, tokens: Iterable[str], text: str) -> Iterator[tuple[str, str, int]]:
+        """(family, phrase, times) of each phrase in `text` whose first word is among `tokens`."""
+        for first in self.firsts.intersection(tokens):
             for phrase, name in self.phrases[first]:
                 n = text.count(phrase)
                 if n:
@@ -224,15 +224,16 @@ def _names(found: dict[str, dict[str, int]], family: str) -> str:
 
 
 def _domain(user: Part, rest: Part | None, low: str) -> str:
-    """The domain whose words and phrases occur most (the first named on a tie), or "".
-    Words count in the user's messages, phrases in every part where their first word is such a word."""
+    """The domain whose words and phrases occur most (the first named on a tie), or "". Its words are
+    counted in the last user message and the earlier turns (not the system prompt); its phrases in all
+    of `low`, where their first word is one of those words."""
     scores = dict(user.domains)
-    counts: dict[str, int] | set[str] = user.counts
+    tokens: Iterable[str] = user.counts
     if rest is not None:
         for name, n in rest.domains.items():
             scores[name] = scores.get(name, 0) + n
-        counts = set(user.counts).union(rest.counts)
-    for name, _, n in _DOMAIN_LEXICON.phrase_hits(counts, low):  # type: ignore[arg-type]
+        tokens = set(user.counts).union(rest.counts)
+    for name, _, n in _DOMAIN_LEXICON.phrase_hits(tokens, low):
         scores[name] = scores.get(name, 0) + n
     best, top = "", 0
     for name in _DOMAIN_LEXICON.names:
