@@ -40,6 +40,8 @@ PARTS = ("request", "score", "assess")
 
 def requests_in_process(count: int) -> None:
     """`count` chat requests through serve's handler, one after another (see the module docstring)."""
+    import gc
+
     import fakevendor
 
     from routecli.config import db_location, load_config
@@ -62,6 +64,8 @@ def requests_in_process(count: int) -> None:
         api = Api(config, relay)
         client = relay._providers["openai"].client
         answer = await serve_inprocess._one_real_answer(api, client)
+        gc.collect()
+        gc.freeze()  # as serve does once it is warm (serve/run.py): collections then skip start-up's objects
 
         async def from_memory(*args, **kwargs):
             return answer
