@@ -124,9 +124,10 @@ def main() -> None:
         return requests_in_process(n) if part == "request" else parts_alone(part, n)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install -y valgrind")
-    low, high = sorted(int(n) for n in args.requests.split(","))
-    if high <= low:
-        parser.error("--requests needs two different counts, e.g. 60,260")
+    counts = args.requests.split(",")
+    if len(counts) != 2 or not all(n.strip().isdigit() for n in counts) or len(set(map(int, counts))) != 2:
+        parser.error(f"--requests {args.requests!r}: give two different counts, e.g. 60,260")
+    low, high = sorted(map(int, counts))
     per = high - low if args.part == "request" else (high - low) * len(PROMPTS)
     total = (count(args.part, high) - count(args.part, low)) / per
     unit = "request through serve's handler" if args.part == "request" else f"prompt ({args.part})"

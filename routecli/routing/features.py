@@ -86,7 +86,7 @@ class _AskIndex:
 
 _ASKS = _AskIndex(ASK_KINDS)
 _SYMBOLS = re.compile(r"[{}\[\]()<>=;:/\\|*&^%$@~`_]")
-_SYMBOL_BYTES = b"{}[]()<>=;:/\\|*&^%$@~`_"  # the same, for ASCII text
+_SYMBOL_BYTES = bytes(c for c in range(128) if _SYMBOLS.match(chr(c)))  # the same, for ASCII text
 # Function words say nothing about the task; as features they would only add noise to reasons.
 STOPWORDS = frozenset(
     "a about above after again all also am an and any are as at be because been before being below between "
