@@ -16,6 +16,7 @@ from routecli.config import Config
 from routecli.domain import Decision, ModelRef, Reply, Request, Usage
 from routecli.errors import MissingKeyError, ProviderError, RoutecliError, UsageError, redact
 from routecli.keys import KeyRing
+from routecli.pricing import price, to_micros
 from routecli.routing import classify
 from routecli.routing.choose import choose
 
@@ -262,8 +263,6 @@ def priced(row: dict[str, Any], decision: Decision, reply: Reply, config: Config
 def price_reply(attempt_id: str, decision: Decision, reply: Reply, config: Config,
                 price_of: PriceOf | None = None) -> Outcome:
     """The outcome of a reply with its cost and baseline cost (what an answer needs; the row can wait)."""
-    from routecli.pricing import price
-
     price_of = price_of or (lambda usage, ref: price(usage, ref, config))
     cost = price_of(reply.usage, decision.model) if reply.usage else None
     baseline = price_of(reply.usage, config.baseline) if reply.usage and config.baseline else None
@@ -277,8 +276,6 @@ def price_reply(attempt_id: str, decision: Decision, reply: Reply, config: Confi
 
 def fill_ok(row: dict[str, Any], outcome: Outcome, config: Config) -> None:
     """Fill a ledger row for an answered call from its outcome."""
-    from routecli.pricing import to_micros
-
     reply = outcome.reply
     assert reply is not None
     usage = reply.usage

@@ -8,12 +8,16 @@ refusal records); `Flow` drives them synchronously for `ask`, `batch.runner` asy
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from routecli.domain import Decision, ModelRef, Reply, Request
+# at the top, not in the methods: an import inside a function costs ~1 µs a call, on every request of serve
+from routecli.engine import base_row
 from routecli.errors import BudgetError, ProviderError
+from routecli.routing.choose import tier_above
 
 if TYPE_CHECKING:
     from routecli.config import Config
@@ -116,8 +120,6 @@ class Policy:
 
     def row(self, journey: Journey, decision: Decision, slot: Slot | None = None) -> dict[str, Any]:
         """The ledger row of an attempt (the next one, unless its slot was claimed earlier)."""
-        from routecli.engine import base_row
-
         slot = slot or self.claim(journey)
         row = base_row(journey.request, decision, self.config, journey.source, journey.run_id, slot.id)
         row.update(request_id=journey.request_id, step=slot.step, parent_id=slot.parent, caller=journey.caller)
@@ -213,25 +215,20 @@ class Policy:
         """The request's side of judge(), which can be worked out before the answer arrives."""
         if getattr(self.config, "escalation", None) is None:
             return None
-        from routecli.routing.assess import expect
-
-        return expect(journey.request, decision.verdict.signals)
+        return _assessor().expect(journey.request, decision.verdict.signals)
 
     def judge(self, journey: Journey, outcome: Outcome, asked: Asked | None = None) -> None:
         """The answer's confidence and what looked weak, on the outcome (fill_assessment copies them
         to its row); `asked` is expect()'s, if it was worked out already."""
         if getattr(self.config, "escalation", None) is None or outcome.reply is None:
             return
-        from routecli.routing.assess import assess
-
-        assessment = assess(journey.request, outcome.reply, signals=outcome.decision.verdict.signals, asked=asked)
+        assessment = _assessor().assess(journey.request, outcome.reply, signals=outcome.decision.verdict.signals,
+                                        asked=asked)
         outcome.confidence = assessment.confidence
         outcome.assessment_reasons = tuple(assessment.reasons)
 
     def escalation(self, journey: Journey, decision: Decision, outcome: Outcome) -> Decision | None:
         """The model one tier up when the answer looks weak (once per request by default)."""
-        from routecli.routing.choose import tier_above
-
         settings = getattr(self.config, "escalation", None)
         confidence = outcome.confidence
         if (settings is None or not settings.enabled or confidence is None or confidence >= settings.threshold
@@ -246,6 +243,15 @@ class Policy:
         journey.parent, journey.step, journey.chain = outcome.attempt_id, "escalation", []
         journey.history.append(f"escalated from {decision.model} to {ref}: confidence {confidence:.2f} ({why})")
         return Decision(decision.verdict, ref, tier, decision.notes + (f"escalated: confidence {confidence:.2f}",))
+
+
+@functools.cache
+def _assessor() -> Any:
+    """routing.assess, imported once on first use: its import takes ~14 ms (its regexes), which a
+    config without escalation never needs; an import in the function itself cost ~1 µs a call."""
+    from routecli.routing import assess
+
+    return assess
 
 
 def _warned(decision: Decision, reservation: Any) -> Decision:

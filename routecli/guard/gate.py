@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from routecli.config import Config
 from routecli.domain import ModelRef, Reply, Request
 from routecli.guard.breaker import CLOSED, BreakerState, admits, describe
+from routecli.guard.cache import cache_key as exact_key, cacheable
+from routecli.guard.similar import scope
 
 if TYPE_CHECKING:
     from routecli.store import Store
@@ -171,14 +173,11 @@ class Gate:
     def cache_key(self, request: Request, ref: ModelRef) -> CacheKey | None:
         if not self.use_cache:
             return None
-        from routecli.guard.cache import cache_key, cacheable
-        from routecli.guard.similar import scope
-
         if not cacheable(request):
             return None
         settings = self.config.guards.cache
         near = scope(request, ref, self.config.default_max_tokens) if settings.similar else None
-        return CacheKey(cache_key(request, ref, self.config.default_max_tokens), near, request.last_user_text)
+        return CacheKey(exact_key(request, ref, self.config.default_max_tokens), near, request.last_user_text)
 
     @_ledger_errors
     def cached(self, key: CacheKey | None) -> CachedAnswer | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from routecli.errors import BudgetError, ConfigError, ProviderError, RoutecliError, UsageError
+from routecli.inputs import _request
 from routecli.serve.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -130,8 +131,6 @@ class Api:
 
 def to_request(body: dict[str, Any]) -> Request:
     """An OpenAI chat body as a routecli Request; `model` becomes the route."""
-    from routecli.inputs import _request
-
     fields = {k: v for k, v in body.items() if k not in ("image", "images", "model", "tier", "tags", "agent")}
     model = body.get("model")
     if model is not None and not isinstance(model, str):

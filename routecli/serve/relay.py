@@ -25,6 +25,7 @@ from routecli.errors import BudgetError, ProviderError, redact
 from routecli.flow import BudgetRefused, Journey, Policy, Slot, fill_assessment, mark_skipped, refusal
 from routecli.guard.gate import Gate
 from routecli.pricing import PriceMemo
+from routecli.routing.choose import fallback_chain
 from routecli.store.budgets import RowHolds
 from routecli.store.offload import StoreWork, breakers_elsewhere
 from routecli.store.runs import Committer
@@ -135,8 +136,6 @@ class Relay:
                      on_text: Callable[[str], None] | None = None) -> Outcome:
         """Answer through the guards; with on_text the answer streams, and then neither a fallback
         after the first words nor an escalation can replace it."""
-        from routecli.routing.choose import fallback_chain
-
         if self.writer.error is not None:  # the ledger stopped taking rows: call nothing it cannot record
             raise self.writer.error
 
