@@ -72,12 +72,11 @@ async def through_serve(api, data: bytes) -> float:
 
 
 async def measure(api, relay, clients: int, requests: int, latency: float) -> list[float]:
-    import gc
+    from routecli.serve.run import settle_heap
 
     client = relay._providers["openai"].client
     answer = await _one_real_answer(api, client)
-    gc.collect()
-    gc.freeze()  # as serve does once it is warm
+    settle_heap()  # as serve does once it is warm (serve/run.py)
     waited: dict[asyncio.Task, float] = {}
 
     async def canned(*args, **kwargs):

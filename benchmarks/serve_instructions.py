@@ -40,8 +40,6 @@ PARTS = ("request", "score", "assess")
 
 def requests_in_process(count: int) -> None:
     """`count` chat requests through serve's handler, one after another (see the module docstring)."""
-    import gc
-
     import fakevendor
 
     from routecli.config import db_location, load_config
@@ -49,6 +47,7 @@ def requests_in_process(count: int) -> None:
     from routecli.loops import event_loop
     from routecli.serve import relay as serve_relay
     from routecli.serve.api import Api
+    from routecli.serve.run import settle_heap
     from routecli.store import open_store
 
     root, vendor = fakevendor.start_server(key=KEY)
@@ -64,8 +63,7 @@ def requests_in_process(count: int) -> None:
         api = Api(config, relay)
         client = relay._providers["openai"].client
         answer = await serve_inprocess._one_real_answer(api, client)
-        gc.collect()
-        gc.freeze()  # as serve does once it is warm (serve/run.py): collections then skip start-up's objects
+        settle_heap()  # as serve does once it is warm (serve/run.py)
 
         async def from_memory(*args, **kwargs):
             return answer
