@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -134,6 +135,8 @@ def _optional(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> 
         return None
     if isinstance(value, bool) or not isinstance(value, kind):
         raise UsageError(f'"{key}" has the wrong type ({type(value).__name__}); see the README for the format')
+    if isinstance(value, float) and not math.isfinite(value):  # JSON's NaN and Infinity, which json reads
+        raise UsageError(f'"{key}" must be a finite number, not {value}')
     return value
 
 

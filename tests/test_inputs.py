@@ -49,6 +49,8 @@ def test_image_paths_are_relative_to_the_file():
         ({"id": "x"}, 'needs "prompt"'),
         ({"prompt": 3}, 'needs "prompt"'),
         ({"prompt": "hi", "max_tokens": "ten"}, '"max_tokens" has the wrong type'),
+        ('{"prompt": "hi", "temperature": NaN}', '"temperature" must be a finite number'),
+        ('{"prompt": "hi", "temperature": -Infinity}', '"temperature" must be a finite number'),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "role"),
         ({"messages": [{"role": "assistant", "content": "x"}]}, "no user message"),
         ({"prompt": "hi", "image": "missing.png"}, "Cannot read image"),

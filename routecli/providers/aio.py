@@ -7,14 +7,13 @@ runs requests at once (or serve at most sends).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Callable
 
 import httpx
 from httpx_sse import EventSource
 
-from routecli import __version__
+from routecli import __version__, fastjson
 from routecli.config import ProviderConfig
 from routecli.domain import Reply, Request
 from routecli.providers.base import (
@@ -28,10 +27,6 @@ from routecli.providers.base import (
     transport_error,
 )
 from routecli.providers.pool import PooledClient, SlotPool
-
-
-# json.dumps with these options would build an encoder per call
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def make_async_client(cfg: ProviderConfig, connections: int) -> PooledClient:
@@ -78,14 +73,14 @@ class AsyncHttpProvider(HttpProvider):
         )
 
     async def _once(self, call: HttpCall, ctx: CallContext) -> ParsedReply:  # type: ignore[override]
-        body = _ENCODER.encode(call.json).encode()
+        body = fastjson.dumps(call.json)
         try:
             answer = await self.client.exchange(call.method, call.url, call.headers, body)
         except httpx.TransportError as exc:
             raise transport_error(exc, ctx) from None
         if not 200 <= answer.status < 300:
             raise status_error(answer.status, answer.headers, answer.text, ctx, self.wire)
-        return guarded(ctx, lambda: self.wire.parse_response(json.loads(answer.content)))
+        return guarded(ctx, lambda: self.wire.parse_response(fastjson.loads(answer.content)))
 
     async def _stream(self, call: HttpCall, ctx: CallContext, first: list[float],  # type: ignore[override]
                       on_text: Callable[[str], None] | None = None) -> ParsedReply:
@@ -106,7 +101,7 @@ class AsyncHttpProvider(HttpProvider):
             if "text/event-stream" not in response.headers.get("content-type", ""):
                 # Some OpenAI-compatible servers ignore `stream` and answer with one JSON body.
                 body = await response.aread()
-                parsed = guarded(ctx, lambda: self.wire.parse_response(json.loads(body)))
+                parsed = guarded(ctx, lambda: self.wire.parse_response(fastjson.loads(body)))
                 if on_text and parsed.text:
                     on_text(parsed.text)
                 return parsed

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
+from routecli import fastjson
 from routecli.errors import BudgetError, ConfigError, ProviderError, RoutecliError, UsageError
 from routecli.inputs import _request
 from routecli.serve.http import HttpRequest, HttpResponse
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 FINISH = {"max_tokens": "length", "MAX_TOKENS": "length", "length": "length", "end_turn": "stop", "STOP": "stop",
           "stop_sequence": "stop", "tool_use": "tool_calls", "cached": "stop"}
-_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps(ensure_ascii=False) builds one per call
 _NOWHERE = Path("/nonexistent")  # image paths are never read from the server's disk (to_request drops them)
 PROVIDER_STATUS = {"rate_limit": 429, "timeout": 504, "auth": 502, "not_found": 404, "bad_request": 400,
                    "context_window": 400, "refusal": 422, "open_circuit": 503}
@@ -195,7 +194,7 @@ def error_response(exc: RoutecliError) -> HttpResponse:
 
 def _body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = fastjson.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise UsageError("the request body is not JSON; send an OpenAI chat completions body") from None
     if not isinstance(body, dict):
@@ -224,7 +223,7 @@ def _chunk(chat_id: str, created: int, model: str, delta: dict, finish: str | No
 
 
 def _sse(data: dict) -> bytes:
-    return b"data: " + _ENCODER.encode(data).encode() + b"\n\n"
+    return b"data: " + fastjson.dumps(data) + b"\n\n"
 
 
 def _money(value: Any) -> str | None:
@@ -232,7 +231,7 @@ def _money(value: Any) -> str | None:
 
 
 def _json(status: int, body: dict, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
-    return HttpResponse(status, _ENCODER.encode(body).encode(), headers or [])
+    return HttpResponse(status, fastjson.dumps(body), headers or [])
 
 
 def _error(status: int, message: str, code: str) -> HttpResponse:
