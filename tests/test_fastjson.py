@@ -23,6 +23,20 @@ def test_what_it_writes_json_reads_back_the_same(value):
     assert fastjson.loads(json.dumps(value)) == value
 
 
+_no_floats = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(st.characters(blacklist_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_no_floats)
+def test_sorted_it_writes_the_ledger_text_json_wrote(value):
+    # the ledger's JSON columns (store/models.py) are compared as text in SQL (tags = '[]')
+    expected = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert fastjson.dumps(value, sort_keys=True).decode() == expected
+
+
 @pytest.mark.parametrize("text", [
     '\ufeff{"a": 1}',  # a byte order mark
     '{"a": NaN, "b": Infinity}',

@@ -5,7 +5,6 @@ inserts and queries, and a test keeps the two identical.
 """
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -13,6 +12,8 @@ from sqlalchemy import BigInteger, Double, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 from ulid import ULID
+
+from routecli import fastjson
 
 SOURCES = ("ask", "batch", "route", "judge", "serve")  # judge: a phase-2 routing call, linked by request_id
 STATUSES = ("ok", "error", "skipped", "dry-run")  # skipped: refused before any call (budget, open breaker)
@@ -56,10 +57,6 @@ class UTCDateTime(TypeDecorator):
         return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
-# one encoder for every row (json.dumps with these options builds one per call, 4 per ledger row)
-_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
 class JSONText(TypeDecorator):
     """A JSON list or object stored as TEXT, so the DDL stays the same on every backend.
 
@@ -74,10 +71,10 @@ class JSONText(TypeDecorator):
             return None
         if not isinstance(value, (list, tuple, dict)):
             raise ValueError(f"expected a list or dict, got {type(value).__name__}")
-        return _JSON.encode(value)  # a tuple is written as the list it equals
+        return fastjson.dumps(value, sort_keys=True).decode()  # a tuple is written as the list it equals
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return None if value is None else json.loads(value)
+        return None if value is None else fastjson.loads(value)
 
 
 class Attempt(SQLModel, table=True):
