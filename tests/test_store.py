@@ -353,3 +353,17 @@ def test_a_hold_abandoned_for_longer_than_its_life_is_dropped_by_a_later_reserva
     monkeypatch.setattr(budgets, "_last_expired", budgets.weakref.WeakKeyDictionary())  # the next look is due
     assert budgets.reserve(store, [scope], 10_000, now, 0.99).hold is not None  # room again: the old one went
     assert _spend(store, "total") == (0, 10_000)
+
+
+def test_a_budget_on_a_tag_not_in_ascii_starts_from_the_ledgers_spend(tmp_path):
+    """The counter's first value is a LIKE over the JSON tags, which are stored as UTF-8, not \\u escapes."""
+    from routecli.guard.budget import Scope
+    from routecli.store import budgets
+
+    rows = [attempt(status="ok", cost_micros=cost, tags=tags) for tags, cost in ((["équipe"], 100), (["e"], 7))]
+    for i, row in enumerate(rows):
+        row.id = row.request_id = f"T{i}"
+    scope = Scope(key="tag:équipe:total", label="tag", limit_micros=10**9, period="total", tag="équipe")
+    with open_store(tmp_path / "l.db") as store:
+        store.record(*rows)
+        assert budgets.standings(store, [scope], datetime.now(timezone.utc))[0].spent == 100

@@ -190,9 +190,9 @@ def _ledger_spend(conn: Connection, scope: Scope) -> int:
         where.append("agent = :agent")
         params["agent"] = scope.agent
     if scope.tag:
-        # tags is a JSON list; a tag's quoted form is unambiguous inside it
+        # tags is a JSON list, stored as UTF-8 (store/models.py); a tag's quoted form is unambiguous inside it
         where.append("tags LIKE :tag ESCAPE '\\'")
-        escaped = json.dumps(scope.tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = json.dumps(scope.tag, ensure_ascii=False).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params["tag"] = f"%{escaped}%"
     if scope.run_id:
         where.append("run_id = :run")
