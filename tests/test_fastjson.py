@@ -9,25 +9,23 @@ from hypothesis import strategies as st
 
 from routecli import fastjson
 
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(blacklist_categories=("Cs",))),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
-)
+_scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+            | st.text(st.characters(blacklist_categories=("Cs",))))
+
+
+def _json_of(leaves):
+    return st.recursive(leaves, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+_json_values = _json_of(_scalars | st.floats(allow_nan=False, allow_infinity=False))
+_no_floats = _json_of(_scalars)
 
 
 @given(_json_values)
 def test_what_it_writes_json_reads_back_the_same(value):
     assert json.loads(fastjson.dumps(value)) == value
     assert fastjson.loads(json.dumps(value)) == value
-
-
-_no_floats = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(st.characters(blacklist_categories=("Cs",))),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
-)
 
 
 @given(_no_floats)

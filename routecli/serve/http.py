@@ -18,6 +18,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import httptools
 
+from routecli import fastjson
 from routecli.loops import Watch
 
 READ_SIZE = 65_536
@@ -191,10 +192,8 @@ async def _send(writer: asyncio.StreamWriter, response: HttpResponse, close: boo
 
 
 def _error(status: int, message: str) -> HttpResponse:
-    import json
-
     body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
-    return HttpResponse(status, json.dumps(body).encode())
+    return HttpResponse(status, fastjson.dumps(body))
 
 
 async def start_server(handler: Handler, host: str, port: int, max_body: int) -> asyncio.base_events.Server:
